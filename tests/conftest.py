@@ -1,0 +1,89 @@
+"""Shared test fixtures: golden parity cases, real photos and speech."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = Path(os.environ.get("ZOO_GOLDEN", ROOT.parent / "shared" / "golden"))
+
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+
+
+@dataclass
+class GoldenCase:
+    """One parity fixture folder: ``case`` (case.json), ``inputs`` / ``expected`` tensors,
+    and the paths of the official state dict and config."""
+
+    path: Path
+    case: dict
+    inputs: dict
+    expected: dict
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def state_dict_path(self) -> Path | None:
+        p = self.path / "official_state_dict.safetensors"
+        return p if p.exists() else None
+
+    @property
+    def config_path(self) -> Path | None:
+        for name in ("official_config.json", "official_config.yaml"):
+            if (self.path / name).exists():
+                return self.path / name
+        return None
+
+
+def load_golden(family: str, case: str) -> GoldenCase:
+    """Load ``../shared/golden/<family>/<case>``; skips (with the reason) when absent."""
+    from safetensors.torch import load_file
+
+    path = GOLDEN / family / case
+    if not path.is_dir():
+        pytest.skip(f"golden fixture {path} is absent (the shared/ folder is not beside this checkout)")
+    case_json = json.loads((path / "case.json").read_text())
+    inputs = load_file(str(path / "inputs.safetensors")) if (path / "inputs.safetensors").exists() else {}
+    expected = load_file(str(path / "expected.safetensors")) if (path / "expected.safetensors").exists() else {}
+    return GoldenCase(path, case_json, inputs, expected)
+
+
+def golden_cases(family: str) -> list[str]:
+    """Names of the cases present for ``family`` (empty when the fixtures are absent)."""
+    d = GOLDEN / family
+    return sorted(p.name for p in d.iterdir() if (p / "case.json").exists()) if d.is_dir() else []
+
+
+@pytest.fixture(scope="session")
+def photo_batch() -> torch.Tensor:
+    """Four real photos ``[4, 3, 64, 64]`` in [0, 1] (mate-backgrounds)."""
+    from zoo.data.offline import photos
+
+    return photos(64, limit=4)
+
+
+@pytest.fixture(scope="session")
+def photo_256() -> torch.Tensor:
+    """One real photo ``[1, 3, 256, 256]`` in [0, 1] (scikit-image astronaut)."""
+    from zoo.data.offline import load_photo
+
+    return load_photo("astronaut", 256)[None]
+
+
+@pytest.fixture(scope="session")
+def speech_clip():
+    """Factory: ``speech_clip(sample_rate, seconds=1.0)`` -> ``[1, T]`` real speech (alsa-utils)."""
+    from zoo.data.offline import load_speech, speech_paths
+
+    path = speech_paths("alsa")[0]
+
+    def make(sample_rate: int, seconds: float | None = 1.0) -> torch.Tensor:
+        return load_speech(path, sample_rate, max_seconds=seconds)[None]
+
+    return make

@@ -1,0 +1,263 @@
+"""The one interface every tokenizer implements: ``Tokenizer``, ``Tokens``, ``TokenizerOutput``.
+
+A tokenizer maps a signal (image ``[B,3,H,W]``, video ``[B,3,T,H,W]`` in [0, 1], or audio
+``[B,T]`` / ``[B,1,T]`` in [-1, 1]) to discrete ids and back. Subclasses implement
+``_encode`` / ``_decode`` / ``forward``; the public ``encode`` / ``decode`` validate inputs,
+run under ``torch.inference_mode()`` and return / accept :class:`Tokens`.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from huggingface_hub import PyTorchModelHubMixin
+from torch import nn
+
+from .checkpoint import load_state_dict_strict
+from .validate import validate_audio, validate_ids, validate_image, validate_video
+
+__all__ = ["Tokens", "TokenizerOutput", "Tokenizer", "tokenizer_class"]
+
+
+@dataclass
+class Tokens:
+    """Discrete codes plus what ``decode`` needs to restore the input's exact shape.
+
+    ids: LongTensor ``[B, N]`` or ``[B, N, G]`` (G parallel codebooks).
+    lengths: optional LongTensor ``[B]``: number of valid tokens per item (variable length).
+    num_samples: audio only, the input length in samples (decode trims to it).
+    input_shape: spatial / temporal shape of the input (e.g. ``(H, W)`` or ``(T, H, W)``).
+    extras: model-specific decode hints (e.g. ``{"bandwidth_id": 0}``).
+    """
+
+    ids: torch.Tensor
+    lengths: torch.Tensor | None = None
+    num_samples: int | None = None
+    input_shape: tuple[int, ...] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not isinstance(self.ids, torch.Tensor):
+            raise TypeError(f"Tokens.ids must be a torch.Tensor, got {type(self.ids).__name__}")
+        if self.ids.dtype != torch.long:
+            if self.ids.is_floating_point() or self.ids.dtype == torch.bool:
+                raise TypeError(f"Tokens.ids must be an integer tensor, got {self.ids.dtype}")
+            self.ids = self.ids.long()
+        if self.ids.dim() not in (2, 3):
+            raise ValueError(f"Tokens.ids must be [B, N] or [B, N, G], got shape {tuple(self.ids.shape)}")
+        if self.lengths is not None:
+            self.lengths = torch.as_tensor(self.lengths, dtype=torch.long, device=self.ids.device)
+            if self.lengths.shape != (self.ids.shape[0],):
+                raise ValueError(f"Tokens.lengths must be [B]={self.ids.shape[0]}, got {tuple(self.lengths.shape)}")
+
+    @property
+    def batch_size(self) -> int:
+        return self.ids.shape[0]
+
+    def __len__(self) -> int:
+        return self.ids.shape[1]
+
+    def to(self, device) -> "Tokens":
+        lengths = None if self.lengths is None else self.lengths.to(device)
+        return replace(self, ids=self.ids.to(device), lengths=lengths)
+
+    def state(self) -> dict[str, Any]:
+        """A plain dict (tensors and JSON types) for ``torch.save``; inverse of :meth:`from_state`."""
+        return {"ids": self.ids.cpu(), "lengths": None if self.lengths is None else self.lengths.cpu(),
+                "num_samples": self.num_samples,
+                "input_shape": None if self.input_shape is None else list(self.input_shape),
+                "extras": dict(self.extras)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "Tokens":
+        shape = state.get("input_shape")
+        return cls(ids=state["ids"], lengths=state.get("lengths"), num_samples=state.get("num_samples"),
+                   input_shape=None if shape is None else tuple(shape), extras=dict(state.get("extras") or {}))
+
+
+@dataclass
+class TokenizerOutput:
+    """Result of the training forward ``tok(x)``.
+
+    recon: reconstruction in the input's range and shape (or the model's training target).
+    tokens: the :class:`Tokens` used for the reconstruction.
+    losses: named scalar loss terms (already weighted as the model's recipe defines).
+    stats: named scalar diagnostics (e.g. codebook usage, perplexity), not for backprop.
+    extras: anything else a loss needs (e.g. proxy-code logits, latents).
+    """
+
+    recon: torch.Tensor | None
+    tokens: Tokens | None
+    losses: dict[str, torch.Tensor] = field(default_factory=dict)
+    stats: dict[str, torch.Tensor] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def loss(self) -> torch.Tensor:
+        """Sum of all loss terms (a zero scalar when there are none)."""
+        if not self.losses:
+            ref = self.recon if self.recon is not None else torch.zeros(())
+            return ref.new_zeros(())
+        return sum(self.losses.values())
+
+
+_TOKENIZER_CLASSES: dict[str, type["Tokenizer"]] = {}
+
+
+def tokenizer_class(name: str) -> type["Tokenizer"]:
+    """The Tokenizer subclass called ``name`` (as stored in a zoo ``config.json``)."""
+    from . import models  # noqa: F401  (imports every model module, registering classes)
+
+    if name not in _TOKENIZER_CLASSES:
+        raise KeyError(f"unknown tokenizer class {name!r}; known: {sorted(_TOKENIZER_CLASSES)}")
+    return _TOKENIZER_CLASSES[name]
+
+
+class Tokenizer(nn.Module, PyTorchModelHubMixin, library_name="tokenizer-zoo",
+                repo_url="https://github.com/tokenizer-zoo/tokenizer-zoo", tags=["tokenizer-zoo"]):
+    """Base class of every zoo tokenizer.
+
+    Subclasses set ``modality`` and implement ``_encode(x) -> Tokens``,
+    ``_decode(tokens, **kw) -> Tensor`` and ``forward(x) -> TokenizerOutput``. Their
+    ``__init__`` takes only JSON-serialisable keyword arguments: that is the config written
+    by ``save_pretrained``.
+    """
+
+    modality: ClassVar[str] = ""
+    #: value range of the signal ``encode`` takes and ``decode`` returns
+    input_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
+    #: name of the decode keyword that truncates the token sequence ("length" for
+    #: One-D-Piece / TiTok, "k" for FlexTok), None for fixed-length tokenizers
+    variable_length_arg: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _TOKENIZER_CLASSES[cls.__name__] = cls
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def config(self) -> dict[str, Any]:
+        """The JSON-serialisable constructor arguments (what ``save_pretrained`` writes)."""
+        return dict(self._hub_mixin_config or {})
+
+    @property
+    def codebook_size(self) -> int | tuple[int, ...]:
+        raise NotImplementedError
+
+    @property
+    def device(self) -> torch.device:
+        for t in self.parameters():
+            return t.device
+        for t in self.buffers():
+            return t.device
+        return torch.device("cpu")
+
+    def token_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Shape of ``Tokens.ids`` for one item whose shape (without batch) is ``input_shape``."""
+        raise NotImplementedError
+
+    @property
+    def sample_rate(self) -> int | None:
+        return None
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        return None
+
+    # ----------------------------------------------------------------- validation
+    def validate_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Check and normalise an input batch (dtype float, range, shape); returns it on ``self.device``."""
+        if self.modality == "image":
+            x = validate_image(x)
+        elif self.modality == "video":
+            x = validate_video(x)
+        elif self.modality == "audio":
+            x = validate_audio(x)
+        else:
+            raise NotImplementedError(f"{type(self).__name__} has no modality set")
+        return x.to(self.device)
+
+    def _as_tokens(self, tokens: Tokens | torch.Tensor) -> Tokens:
+        if isinstance(tokens, torch.Tensor):
+            tokens = Tokens(ids=tokens)
+        if not isinstance(tokens, Tokens):
+            raise TypeError(f"decode expects zoo.Tokens or a LongTensor of ids, got {type(tokens).__name__}")
+        validate_ids(tokens.ids, self.codebook_size)
+        return tokens.to(self.device)
+
+    # ----------------------------------------------------------------- public API
+    def encode(self, x: torch.Tensor, **kwargs) -> Tokens:
+        """Signal -> :class:`Tokens` (inference: no grad, eval semantics are the caller's choice)."""
+        x = self.validate_input(x)
+        with torch.inference_mode():
+            return self._encode(x, **kwargs)
+
+    def decode(self, tokens: Tokens | torch.Tensor, **kwargs) -> torch.Tensor:
+        """:class:`Tokens` (or ids) -> signal in ``input_range``."""
+        tokens = self._as_tokens(tokens)
+        with torch.inference_mode():
+            return self._decode(tokens, **kwargs)
+
+    def reconstruct(self, x: torch.Tensor, **kwargs) -> torch.Tensor:
+        """``decode(encode(x))``; keyword arguments go to ``decode``."""
+        return self.decode(self.encode(x), **kwargs)
+
+    def _encode(self, x: torch.Tensor, **kwargs) -> Tokens:
+        raise NotImplementedError
+
+    def _decode(self, tokens: Tokens, **kwargs) -> torch.Tensor:
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- persistence
+    def save_pretrained(self, save_directory: str | Path, **kwargs) -> Any:
+        """Write ``config.json`` (with ``tokenizer_class``) and ``model.safetensors``."""
+        config = {"tokenizer_class": type(self).__name__, **self.config}
+        kwargs.setdefault("config", config)
+        return super().save_pretrained(save_directory, **kwargs)
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        from .checkpoint import save_state_dict
+
+        save_state_dict(self.state_dict(), Path(save_directory) / "model.safetensors")
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir=None, force_download=False,
+                         local_files_only=False, token=None, map_location: str = "cpu", strict: bool = True,
+                         **model_kwargs):
+        if not strict:
+            raise ValueError("zoo tokenizers always load with strict=True")
+        stored_class = model_kwargs.pop("tokenizer_class", None)
+        model_kwargs.pop("config", None)
+        if stored_class is not None and stored_class != cls.__name__:
+            raise ValueError(f"{model_id} holds a {stored_class}, not a {cls.__name__}; use zoo.from_pretrained")
+        from .hub import resolve_file
+
+        weights = resolve_file(model_id, "model.safetensors", revision=revision, cache_dir=cache_dir,
+                               local_files_only=local_files_only, force_download=force_download, token=token)
+        model = cls(**model_kwargs)
+        load_state_dict_strict(model, weights, source=str(model_id))
+        return model.to(map_location).eval()
+
+
+def read_zoo_config(path_or_repo: str | os.PathLike, revision: str | None = None) -> dict[str, Any]:
+    """Read the ``config.json`` of a zoo-format folder or hub repo."""
+    from .hub import resolve_file
+
+    cfg = resolve_file(str(path_or_repo), "config.json", revision=revision)
+    with open(cfg, encoding="utf-8") as f:
+        config = json.load(f)
+    if "tokenizer_class" not in config:
+        raise ValueError(f"{cfg} is not a tokenizer-zoo config (no 'tokenizer_class'); "
+                         "official checkpoints are loaded with zoo.load_official or zoo.create_tokenizer")
+    return config
+
+
+def from_pretrained(path_or_repo: str | os.PathLike, revision: str | None = None, **kwargs) -> Tokenizer:
+    """Load a zoo-format tokenizer (``config.json`` + ``model.safetensors``) from a folder or hub repo."""
+    config = read_zoo_config(path_or_repo, revision=revision)
+    cls = tokenizer_class(config["tokenizer_class"])
+    return cls.from_pretrained(str(path_or_repo), revision=revision, **kwargs)

@@ -1,0 +1,1 @@
+"""Datasets, transforms and the offline sample corpora (real photos and speech)."""

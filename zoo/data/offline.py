@@ -1,0 +1,130 @@
+"""Real data available with no network (DESIGN.md section 7).
+
+Photos: scikit-image's bundled images and Debian ``mate-backgrounds``; speech: Debian
+``alsa-utils`` clips and the ``fillets-ng`` recorded utterances (Dutch ``nl``, English ``en``).
+Every function raises ``FileNotFoundError`` naming the Debian package when a corpus is absent.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["photo_paths", "skimage_photos", "load_photo", "photos", "speech_paths", "load_speech",
+           "split_paths", "MATE_DIR", "ALSA_DIR", "FILLETS_DIR"]
+
+MATE_DIR = Path("/usr/share/backgrounds/mate/nature")
+ALSA_DIR = Path("/usr/share/sounds/alsa")
+FILLETS_DIR = Path("/usr/share/games/fillets-ng/sound")
+
+SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field",
+                  "retina", "motorcycle_left", "cat")
+
+
+def _missing(what: str, package: str, where: Path) -> FileNotFoundError:
+    return FileNotFoundError(f"no {what} under {where}: install the Debian package '{package}' "
+                             f"(apt-get install {package}; `make test` does it)")
+
+
+def photo_paths() -> list[Path]:
+    """Sorted JPEG photos of ``mate-backgrounds`` (12 nature photos, ~1-4 Mpx)."""
+    paths = sorted(MATE_DIR.glob("*.jpg"))
+    if not paths:
+        raise _missing("photos", "mate-backgrounds", MATE_DIR)
+    return paths
+
+
+def skimage_photos() -> dict[str, np.ndarray]:
+    """scikit-image's bundled RGB photos as uint8 ``[H, W, 3]`` arrays (by name)."""
+    from skimage import data
+
+    out = {}
+    for name in SKIMAGE_PHOTOS:
+        fn = getattr(data, name, None)
+        if fn is None:
+            continue
+        try:
+            img = fn()
+        except Exception:  # some images are fetched by pooch on demand: not available offline
+            continue
+        if img.ndim == 3 and img.shape[-1] >= 3:
+            out[name] = np.ascontiguousarray(img[..., :3])
+    return out
+
+
+def _to_tensor(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(img).permute(2, 0, 1).float().div(255.0)
+
+
+def load_photo(source: str | Path, size: int | tuple[int, int] | None = 256, crop: str = "center") -> torch.Tensor:
+    """One photo as float ``[3, H, W]`` in [0, 1]: resize the short side, then centre crop.
+
+    source: a file path, or the name of a scikit-image photo (``"astronaut"``).
+    size: output side (int) or (H, W); None keeps the original size.
+    """
+    from PIL import Image
+
+    if isinstance(source, str) and not Path(source).exists():
+        imgs = skimage_photos()
+        if source not in imgs:
+            raise FileNotFoundError(f"{source!r} is neither a file nor a scikit-image photo ({sorted(imgs)})")
+        pil = Image.fromarray(imgs[source])
+    else:
+        pil = Image.open(source).convert("RGB")
+    if size is not None:
+        h, w = (size, size) if isinstance(size, int) else size
+        scale = max(h / pil.height, w / pil.width)
+        rw, rh = max(w, round(pil.width * scale)), max(h, round(pil.height * scale))
+        pil = pil.resize((rw, rh), Image.BICUBIC, reducing_gap=3.0)
+        left, top = (rw - w) // 2, (rh - h) // 2
+        pil = pil.crop((left, top, left + w, top + h))
+    return _to_tensor(np.array(pil))
+
+
+def photos(size: int = 256, limit: int | None = None, include_skimage: bool = True) -> torch.Tensor:
+    """A batch ``[N, 3, size, size]`` of real photos (mate-backgrounds, then scikit-image)."""
+    items = [load_photo(p, size) for p in photo_paths()[:limit]]
+    if include_skimage and (limit is None or len(items) < limit):
+        for name in skimage_photos():
+            if limit is not None and len(items) >= limit:
+                break
+            items.append(load_photo(name, size))
+    return torch.stack(items)
+
+
+def speech_paths(corpus: str = "nl") -> list[Path]:
+    """Sorted speech files: ``"alsa"`` (9 wav clips, 48 kHz), ``"nl"`` / ``"en"`` (fillets-ng ogg)."""
+    if corpus == "alsa":
+        paths = sorted(ALSA_DIR.glob("*.wav"))
+        if not paths:
+            raise _missing("alsa-utils clips", "alsa-utils", ALSA_DIR)
+        return paths
+    if corpus not in ("nl", "en"):
+        raise ValueError(f"speech corpus must be 'alsa', 'nl' or 'en', got {corpus!r}")
+    paths = sorted(FILLETS_DIR.glob(f"**/{corpus}/*.ogg"))
+    if not paths:
+        raise _missing(f"fillets-ng {corpus} utterances", "fillets-ng-data-nl" if corpus == "nl"
+                       else "fillets-ng-data", FILLETS_DIR)
+    return paths
+
+
+def load_speech(path: str | Path, sample_rate: int, max_seconds: float | None = None) -> torch.Tensor:
+    """One clip as mono float ``[T]`` in [-1, 1] at ``sample_rate`` (optionally truncated)."""
+    from ..audio import load_audio
+
+    wave, _ = load_audio(path, sample_rate=sample_rate)
+    wave = wave[0]
+    if max_seconds is not None:
+        wave = wave[: int(max_seconds * sample_rate)]
+    return wave.clamp(-1, 1)
+
+
+def split_paths(paths: list[Path], holdout_fraction: float = 0.1, salt: str = "zoo") -> tuple[list[Path], list[Path]]:
+    """Deterministic train / held-out split by a hash of the file name (stable across machines)."""
+    train, held = [], []
+    for p in paths:
+        h = int(hashlib.sha256(f"{salt}:{Path(p).parent.name}/{Path(p).name}".encode()).hexdigest()[:8], 16)
+        (held if h / 0xFFFFFFFF < holdout_fraction else train).append(p)
+    return train, held

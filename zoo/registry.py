@@ -1,0 +1,174 @@
+"""Registry of named tokenizers: ``register_tokenizer``, ``create_tokenizer``, ``list_tokenizers``.
+
+Names are ``arch.tag`` (``titok_l32.in1k``); ``create_tokenizer("titok_l32")`` takes the
+architecture's default (first registered) tag. Each entry carries the metadata of DESIGN.md
+section 4 and a ``builder(**kwargs) -> Tokenizer`` for the untrained architecture.
+"""
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .hub import WeightSource, converted_cache_dir, resolve_source
+
+__all__ = ["TokenizerInfo", "register_tokenizer", "create_tokenizer", "list_tokenizers", "get_info"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TokenizerInfo:
+    """Metadata of one registered tokenizer (DESIGN.md section 4)."""
+
+    name: str                                   # "arch.tag"
+    builder: Callable[..., Any]                 # builder(**kwargs) -> Tokenizer (untrained)
+    modality: str                               # "image" | "video" | "audio"
+    family: str                                 # "titok", "wavtokenizer", ...
+    kwargs: dict[str, Any] = field(default_factory=dict)   # builder arguments of this entry
+    input_size: tuple[int, ...] | None = None   # (H, W), (T, H, W) for images / video
+    sample_rate: int | None = None              # audio
+    token_shape: tuple[int, ...] | None = None  # ids shape for one item at input_size / 1 s
+    codebook_size: int | tuple[int, ...] | None = None
+    compression: str | None = None              # e.g. "32 tokens x 12 bits / 256x256x3x8 bits"
+    source: WeightSource | None = None          # None: no pretrained weights
+    license: str | None = None
+    paper: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)  # published numbers, with protocol in notes
+    notes: str = ""
+
+    @property
+    def arch(self) -> str:
+        return self.name.split(".")[0]
+
+    @property
+    def tag(self) -> str:
+        return self.name.split(".", 1)[1] if "." in self.name else ""
+
+    @property
+    def pretrained(self) -> bool:
+        return self.source is not None
+
+    def describe(self) -> str:
+        """One paragraph for docstrings and the README table."""
+        parts = [f"{self.name}: {self.family} {self.modality} tokenizer"]
+        if self.codebook_size is not None:
+            parts.append(f"codebook {self.codebook_size}")
+        if self.token_shape is not None:
+            parts.append(f"tokens {self.token_shape}")
+        if self.input_size is not None:
+            parts.append(f"input {self.input_size}")
+        if self.sample_rate is not None:
+            parts.append(f"{self.sample_rate} Hz")
+        if self.source is not None:
+            where = self.source.hf_repo or f"packaged:{self.source.packaged}"
+            parts.append(f"weights {where}" + (f"@{self.source.revision[:10]}" if self.source.revision else ""))
+        if self.license:
+            parts.append(f"licence {self.license}")
+        if self.paper:
+            parts.append(f"paper {self.paper}")
+        if self.metrics:
+            parts.append("published " + ", ".join(f"{k}={v}" for k, v in self.metrics.items()))
+        return "; ".join(parts)
+
+
+_REGISTRY: dict[str, TokenizerInfo] = {}
+_DEFAULT_TAG: dict[str, str] = {}
+
+
+def register_tokenizer(name: str, builder: Callable[..., Any], *, modality: str, family: str,
+                       **meta) -> TokenizerInfo:
+    """Register ``name`` (``arch.tag``). The first tag registered for an arch is its default."""
+    if "." not in name:
+        raise ValueError(f"registry names are 'arch.tag', got {name!r}")
+    if modality not in ("image", "video", "audio"):
+        raise ValueError(f"modality must be image, video or audio, got {modality!r}")
+    if name in _REGISTRY:
+        raise ValueError(f"tokenizer {name!r} is already registered")
+    info = TokenizerInfo(name=name, builder=builder, modality=modality, family=family, **meta)
+    _REGISTRY[name] = info
+    _DEFAULT_TAG.setdefault(info.arch, name)
+    return info
+
+
+def _ensure_models_loaded() -> None:
+    from . import models  # noqa: F401  (importing registers every model)
+
+
+def get_info(name: str) -> TokenizerInfo:
+    """Registry entry of ``name`` (``arch.tag`` or bare ``arch``)."""
+    _ensure_models_loaded()
+    full = _DEFAULT_TAG.get(name, name)
+    if full not in _REGISTRY:
+        close = [n for n in _REGISTRY if name.split(".")[0] in n][:8]
+        raise KeyError(f"unknown tokenizer {name!r}" + (f"; did you mean {close}?" if close else
+                                                        "; see zoo.list_tokenizers()"))
+    return _REGISTRY[full]
+
+
+def list_tokenizers(filter: str | None = None, modality: str | None = None,
+                    pretrained: bool | None = None, family: str | None = None) -> list[str]:
+    """Sorted registered names, optionally filtered by glob, modality, family, weight availability."""
+    _ensure_models_loaded()
+    names = []
+    for name, info in _REGISTRY.items():
+        if filter and not fnmatch.fnmatch(name, filter):
+            continue
+        if modality is not None and info.modality != modality:
+            continue
+        if family is not None and info.family != family:
+            continue
+        if pretrained is not None and info.pretrained != pretrained:
+            continue
+        names.append(name)
+    return sorted(names)
+
+
+def create_tokenizer(name: str, pretrained: bool = False, revision: str | None = None,
+                     weights: str | os.PathLike | None = None, **kwargs):
+    """Build a registered tokenizer.
+
+    pretrained: load the entry's weights (official checkpoints are converted on the fly and
+        the conversion cached under ``zoo_cache_dir()/converted``).
+    revision: override the pinned hub revision.
+    weights: a local folder or file to load from instead of the hub (official or zoo format,
+        as the entry's source says).
+    kwargs: builder overrides (only without pretrained weights, or ones that do not change
+        parameter shapes).
+    """
+    info = get_info(name)
+    if weights is not None:
+        pretrained = True
+    if not pretrained:
+        return info.builder(**{**info.kwargs, **kwargs})
+    if info.source is None:
+        raise ValueError(f"{info.name} has no pretrained weights; use pretrained=False "
+                         f"(pretrained entries: {list_tokenizers(pretrained=True)[:10]} ...)")
+    return _load_pretrained(info, revision=revision, weights=weights, **kwargs)
+
+
+def _load_pretrained(info: TokenizerInfo, revision=None, weights=None, **kwargs):
+    from .api import from_pretrained
+    from .convert import load_official
+
+    source = info.source
+    if source.converter is None:  # zoo-format folder: config.json + model.safetensors
+        files = resolve_source(source, weights=weights, revision=revision)
+        folder = files["weights"].parent
+        tok = from_pretrained(folder, **kwargs)
+    else:
+        cache = converted_cache_dir(info.name, source) if weights is None and revision is None else None
+        if cache is not None and (cache / "model.safetensors").is_file():
+            tok = from_pretrained(cache, **kwargs)
+        else:
+            files = resolve_source(source, weights=weights, revision=revision)
+            tok = load_official(source.converter, files.get("weights"), files.get("config"),
+                                files=files, **kwargs)
+            if cache is not None:
+                try:
+                    tok.save_pretrained(cache)
+                except OSError as e:  # a read-only cache must not stop loading
+                    log.warning("could not cache the converted %s at %s: %s", info.name, cache, e)
+    return tok.eval()
