@@ -22,12 +22,12 @@ def _check_range(x: torch.Tensor, lo: float, hi: float, what: str) -> None:
     if x.numel() == 0:
         raise ValueError(f"{what} is empty (shape {tuple(x.shape)})")
     # one fused reduction; a single host sync per batch is unavoidable for a range check
-    bad = torch.stack([x.amin(), x.amax()]).tolist()
-    if not (bad[0] >= lo - _RANGE_SLACK and bad[1] <= hi + _RANGE_SLACK):
-        raise ValueError(f"{what} values must lie in [{lo}, {hi}], got min {bad[0]:.4g}, max {bad[1]:.4g}"
-                         + (" (images are [0, 1] floats, not [0, 255] or [-1, 1])" if lo == 0 else ""))
-    if not torch.isfinite(x).all():
+    mn, mx, finite = torch.stack([x.amin(), x.amax(), torch.isfinite(x).all().to(x.dtype)]).tolist()
+    if not finite:
         raise ValueError(f"{what} contains NaN or inf")
+    if not (mn >= lo - _RANGE_SLACK and mx <= hi + _RANGE_SLACK):
+        raise ValueError(f"{what} values must lie in [{lo:g}, {hi:g}], got min {mn:.4g}, max {mx:.4g}"
+                         + (" (images are [0, 1] floats, not [0, 255] or [-1, 1])" if lo == 0 else ""))
 
 
 def validate_image(x: torch.Tensor) -> torch.Tensor:

@@ -31,13 +31,16 @@ class Attention(nn.Module):
 
     dim: model width D; num_heads: heads (head_dim = D / num_heads).
     qk_norm: LayerNorm over head_dim on queries and keys (``q_norm``/``k_norm``).
+    scale: softmax scale (None: ``1/sqrt(head_dim)``; e.g. muP's ``8/head_dim``).
     mask (forward): bool ``[N, N]``/``[B, 1|H, N, N]`` with True = may attend, or an additive
         float mask. Rows that may attend to nothing return zeros, never NaN.
     """
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, proj_bias: bool = True,
-                 qk_norm: bool = False, qk_norm_affine: bool = True, norm_eps: float = 1e-6):
+                 qk_norm: bool = False, qk_norm_affine: bool = True, norm_eps: float = 1e-6,
+                 scale: float | None = None):
         super().__init__()
+        self.scale = scale
         if dim % num_heads:
             raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
         self.num_heads = num_heads
@@ -57,7 +60,7 @@ class Attention(nn.Module):
         empty = None
         if mask is not None and mask.dtype == torch.bool:
             mask, empty = safe_bool_mask(mask)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
         if empty is not None:
             out = out.masked_fill(empty, 0.0)
         return self.proj(out.transpose(1, 2).reshape(b, n, d))

@@ -15,15 +15,20 @@ class Block(nn.Module):
 
     mlp: ``"gelu"`` | ``"gelu_tanh"`` | ``"swiglu"``; mlp_ratio sets the hidden width.
     norm_affine=False gives non-affine LayerNorm; bias=False drops every linear bias.
+    mlp_hidden: explicit hidden width (overrides mlp_ratio); qk_norm_affine: affine QK-norm
+    (None: True); attn_scale: softmax scale (None: 1/sqrt(head_dim)).
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, mlp: str = "gelu",
-                 bias: bool = True, qk_norm: bool = False, norm_affine: bool = True, norm_eps: float = 1e-5):
+                 bias: bool = True, qk_norm: bool = False, norm_affine: bool = True, norm_eps: float = 1e-5,
+                 mlp_hidden: int | None = None, qk_norm_affine: bool | None = None,
+                 attn_scale: float | None = None):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps, elementwise_affine=norm_affine, bias=bias and norm_affine)
-        self.attn = Attention(dim, num_heads, qkv_bias=bias, proj_bias=bias, qk_norm=qk_norm, norm_eps=norm_eps)
+        self.attn = Attention(dim, num_heads, qkv_bias=bias, proj_bias=bias, qk_norm=qk_norm, norm_eps=norm_eps,
+                              qk_norm_affine=True if qk_norm_affine is None else qk_norm_affine, scale=attn_scale)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps, elementwise_affine=norm_affine, bias=bias and norm_affine)
-        self.mlp = build_mlp(mlp, dim, int(dim * mlp_ratio), bias=bias)
+        self.mlp = build_mlp(mlp, dim, int(dim * mlp_ratio) if mlp_hidden is None else mlp_hidden, bias=bias)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         x = x + self.attn(self.norm1(x), mask=mask)

@@ -12,17 +12,22 @@ from torch import nn
 
 from .base import Quantizer, QuantizerOutput, codebook_stats
 
-__all__ = ["VectorQuantizer", "nearest_code"]
+__all__ = ["VectorQuantizer", "nearest_code", "squared_distances"]
+
+
+def squared_distances(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """z ``[M, D]``, codebook ``[K, D]`` -> ``[M, K]`` squared L2 distances.
+
+    Expanded form ``|z|^2 + |e|^2 - 2 z.e`` as the official implementations compute it, so
+    ties and rounding resolve the same way.
+    """
+    return z.pow(2).sum(1, keepdim=True) + codebook.pow(2).sum(1) - 2.0 * (z @ codebook.t())
 
 
 def nearest_code(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
-    """z ``[M, D]``, codebook ``[K, D]`` -> ids ``[M]`` of the nearest code (squared L2).
-
-    Uses ``|z|^2 + |e|^2 - 2 z.e`` as the official implementations do, so ties and rounding
-    resolve the same way.
-    """
-    d = z.pow(2).sum(1, keepdim=True) + codebook.pow(2).sum(1) - 2.0 * (z @ codebook.t())
-    return d.argmin(dim=1)
+    """z ``[M, D]``, codebook ``[K, D]`` -> ids ``[M]`` of the nearest code (squared L2,
+    see :func:`squared_distances`)."""
+    return squared_distances(z, codebook).argmin(dim=1)
 
 
 class VectorQuantizer(Quantizer):

@@ -1,0 +1,1 @@
+"""Evaluation metrics for tokenizer reconstructions (depends on ``zoo``; ``zoo`` never imports ``eval``)."""

@@ -1,0 +1,58 @@
+"""Regenerate the README model table from the registry: ``python scripts/model_table.py [--check]``."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+BEGIN, END = "<!-- model-table:begin -->", "<!-- model-table:end -->"
+
+
+def model_table() -> str:
+    import zoo
+
+    rows = ["| name | modality | tokens | codebook | weights | licence | published |",
+            "|---|---|---|---|---|---|---|"]
+    for name in zoo.list_tokenizers():
+        info = zoo.get_info(name)
+        tokens = "x".join(map(str, info.token_shape)) if info.token_shape else "-"
+        if info.modality == "audio" and info.token_shape:
+            tokens += " /s"
+        if info.source is None:
+            weights = "untrained"
+        elif info.source.packaged:
+            weights = "packaged"
+        else:
+            weights = f"[{info.source.hf_repo}](https://huggingface.co/{info.source.hf_repo})"
+        published = ", ".join(f"{k} {v}" for k, v in info.metrics.items()) or "-"
+        rows.append(f"| `{name}` | {info.modality} | {tokens} | {info.codebook_size} | {weights} | "
+                    f"{info.license or '-'} | {published} |")
+    return "\n".join(rows)
+
+
+def render(readme: str) -> str:
+    start, end = readme.index(BEGIN) + len(BEGIN), readme.index(END)
+    return readme[:start] + "\n" + model_table() + "\n" + readme[end:]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--check", action="store_true", help="exit 1 when README.md is out of date")
+    args = p.parse_args(argv)
+    path = ROOT / "README.md"
+    old = path.read_text()
+    new = render(old)
+    if args.check:
+        if new != old:
+            print("README.md model table is out of date: run python scripts/model_table.py")
+            return 1
+        return 0
+    path.write_text(new)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

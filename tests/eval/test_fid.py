@@ -1,0 +1,142 @@
+"""rFID: Fréchet arithmetic vs scipy and torchmetrics on real-photo features; Inception loading."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from eval.fid import FID, InceptionFeatures, frechet_distance, inception_weights_path, load_reference, to_uint8
+from zoo.checkpoint import CheckpointMismatchError
+
+
+def _scipy_fid(a: np.ndarray, b: np.ndarray) -> float:
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = scipy.linalg.sqrtm(s1 @ s2)
+    covmean = covmean.real if np.iscomplexobj(covmean) else covmean
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
+@pytest.fixture(scope="module")
+def photo_sets():
+    """Two sets of real-photo crops: originals and a degraded (blurred + noisy) version."""
+    from zoo.data.offline import photos
+
+    imgs = photos(96, limit=16)                            # [16, 3, 96, 96]
+    crops = torch.cat([imgs[..., :64, :64], imgs[..., 32:, 32:], imgs[..., 16:80, 16:80]])  # 48 crops
+    g = torch.Generator().manual_seed(0)
+    blurred = torch.nn.functional.avg_pool2d(crops, 3, 1, 1)
+    degraded = (blurred + 0.03 * torch.randn(crops.shape, generator=g)).clamp(0, 1)
+    return crops, degraded
+
+
+@pytest.fixture(scope="module")
+def net64():
+    torch.manual_seed(0)
+    return InceptionFeatures(weights=False, feature="64")
+
+
+def test_frechet_distance_matches_scipy_on_photo_features(photo_sets, net64):
+    real, fake = photo_sets
+    fr = net64(to_uint8(real)).double()
+    ff = net64(to_uint8(fake)).double()
+    metric = FID(feature_extractor=net64)
+    for i in range(0, len(real), 16):  # streaming in batches
+        metric.update(real[i:i + 16], real=True)
+        metric.update(fake[i:i + 16], real=False)
+    ours = metric.compute().item()
+    ref = _scipy_fid(fr.numpy(), ff.numpy())
+    assert ref > 0
+    assert ours == pytest.approx(ref, rel=1e-5)
+    # the pure function on moments too
+    d = frechet_distance(fr.mean(0), torch.cov(fr.T), ff.mean(0), torch.cov(ff.T)).item()
+    assert d == pytest.approx(ref, rel=1e-6)
+    # identical sets give ~0
+    same = frechet_distance(fr.mean(0), torch.cov(fr.T), fr.mean(0), torch.cov(fr.T)).item()
+    assert abs(same) < 1e-6 * ref
+
+
+def test_fid_matches_torchmetrics(photo_sets, net64):
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    real, fake = (to_uint8(x) for x in photo_sets)
+    tm = FrechetInceptionDistance(feature=net64, normalize=False)
+    tm.set_dtype(torch.float64)
+    ours = FID(feature_extractor=net64)
+    for m in (tm, ours):
+        m.update(real, real=True)
+        m.update(fake, real=False)
+    assert ours.compute().item() == pytest.approx(tm.compute().item(), rel=1e-4)
+
+
+def test_reference_npz_roundtrip(tmp_path, photo_sets, net64):
+    real, fake = photo_sets
+    m = FID(feature_extractor=net64)
+    m.update(real, real=True)
+    m.update(fake, real=False)
+    path = m.save_reference(tmp_path / "ref.npz", protocol={"dataset": "mate crops"})
+    ref = load_reference(path)
+    assert ref["num_samples"] == len(real) and ref["protocol"]["dataset"] == "mate crops"
+    m2 = FID(feature_extractor=net64, reference=path)
+    m2.update(fake, real=False)
+    assert m2.compute().item() == pytest.approx(m.compute().item(), rel=1e-6)
+    with pytest.raises(ValueError, match="features"):
+        FID(feature_extractor=net64, reference={"mu": torch.zeros(3), "sigma": torch.eye(3)})
+
+
+def _torch_fidelity_inception(monkeypatch):
+    """torch-fidelity's own FeatureExtractorInceptionV3, randomly initialised (its loader disabled)."""
+    from torch_fidelity import feature_extractor_inceptionv3 as tfi
+
+    monkeypatch.setattr(tfi, "load_state_dict_from_url", lambda *a, **k: {})
+    monkeypatch.setattr(tfi.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd, strict=True: None)
+    torch.manual_seed(123)
+    net = tfi.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    monkeypatch.undo()
+    # non-trivial BN statistics so that a wrong mapping would show
+    for name, buf in net.named_buffers():
+        if name.endswith("running_mean"):
+            buf.normal_(0, 0.1)
+        elif name.endswith("running_var"):
+            buf.uniform_(0.5, 1.5)
+    return net
+
+
+def test_inception_loads_torch_fidelity_state_dict_strictly(tmp_path, monkeypatch, photo_batch):
+    ref_net = _torch_fidelity_inception(monkeypatch)
+    path = tmp_path / "weights-inception-2015-12-05-6726825d.pth"
+    torch.save(ref_net.state_dict(), path)
+    ours = InceptionFeatures(weights=path)
+    assert ours.weights_file == str(path)
+    imgs = to_uint8(photo_batch[:2])
+    with torch.no_grad():
+        expected = ref_net(imgs)[0]
+    torch.testing.assert_close(ours(imgs), expected, rtol=0, atol=0)
+    # the env var is honoured too
+    monkeypatch.setenv("ZOO_INCEPTION_WEIGHTS", str(path))
+    assert inception_weights_path() == path
+    # a state dict missing a key fails strictly, naming it
+    sd = ref_net.state_dict()
+    sd.pop("Mixed_7c.branch_pool.conv.weight")
+    bad = tmp_path / "bad.pth"
+    torch.save(sd, bad)
+    with pytest.raises(CheckpointMismatchError, match="Mixed_7c.branch_pool.conv.weight"):
+        InceptionFeatures(weights=bad)
+
+
+def test_missing_inception_weights_error_says_how(tmp_path, monkeypatch):
+    monkeypatch.delenv("ZOO_INCEPTION_WEIGHTS", raising=False)
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(FileNotFoundError) as e:
+        InceptionFeatures()
+    msg = str(e.value)
+    assert "--inception-weights" in msg and "ZOO_INCEPTION_WEIGHTS" in msg and "6726825d" in msg
+
+
+def test_to_uint8_rounds():
+    x = torch.tensor([0.0, 0.4 / 255, 0.6 / 255, 1.0, 1.2, -0.1]).view(1, 1, 2, 3)
+    assert to_uint8(x).flatten().tolist() == [0, 0, 1, 255, 255, 0]
+    with pytest.raises(TypeError):
+        to_uint8(torch.zeros(1, 3, 2, 2, dtype=torch.int32))

@@ -1,0 +1,197 @@
+"""Command line: ``python -m zoo {list,info,encode,decode,reconstruct,convert,train,eval,demo}``.
+
+Tokens are written as ``.pt`` (``Tokens.state()``: ids plus what decode needs, loaded with
+``weights_only=True``) or ``.npy`` (ids only).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+AUDIO_EXT = {".wav", ".flac", ".ogg"}
+
+
+def _tokenizer(args):
+    import zoo
+
+    if Path(args.tokenizer).is_dir():
+        return zoo.from_pretrained(args.tokenizer).to(args.device)
+    return zoo.create_tokenizer(args.tokenizer, pretrained=args.pretrained or args.weights is not None,
+                                weights=args.weights).to(args.device).eval()
+
+
+def _read_signal(tok, path: Path):
+    import torch
+
+    if tok.modality == "image":
+        from .data.offline import load_photo
+
+        return load_photo(path, size=None)[None]
+    if tok.modality == "audio":
+        from .audio import load_audio
+
+        wave, _ = load_audio(path, sample_rate=tok.sample_rate)
+        return wave.clamp(-1, 1)
+    if tok.modality == "video":
+        from torchvision.io import read_video
+
+        frames, _, _ = read_video(str(path), pts_unit="sec", output_format="TCHW")
+        return (frames.permute(1, 0, 2, 3)[None].float() / 255.0).to(torch.float32)
+    raise ValueError(f"unsupported modality {tok.modality}")
+
+
+def _write_signal(tok, x, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if tok.modality == "image":
+        from torchvision.utils import save_image
+
+        save_image(x.float().clamp(0, 1), str(path))
+    elif tok.modality == "audio":
+        from .audio import save_audio
+
+        save_audio(path, x.reshape(-1), tok.sample_rate)
+    else:
+        from torchvision.io import write_video
+
+        frames = (x[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 3, 0).cpu()
+        write_video(str(path), frames, fps=8)
+
+
+def _save_tokens(tokens, path: Path) -> None:
+    import numpy as np
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".npy":
+        np.save(path, tokens.ids.cpu().numpy())
+    else:
+        torch.save(tokens.state(), path)
+
+
+def _load_tokens(path: Path):
+    import numpy as np
+    import torch
+
+    from .api import Tokens
+
+    if path.suffix == ".npy":
+        return Tokens(torch.from_numpy(np.load(path, allow_pickle=False)).long())
+    return Tokens.from_state(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def cmd_list(args) -> int:
+    import zoo
+
+    names = zoo.list_tokenizers(filter=args.filter, modality=args.modality, family=args.family,
+                                pretrained=True if args.pretrained else None)
+    for n in names:
+        info = zoo.get_info(n)
+        print(f"{n:40s} {info.modality:6s} {'weights' if info.pretrained else 'untrained':10s} {info.family}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    import zoo
+
+    print(zoo.get_info(args.name).describe())
+    return 0
+
+
+def cmd_encode(args) -> int:
+    tok = _tokenizer(args)
+    tokens = tok.encode(_read_signal(tok, Path(args.input)).to(args.device))
+    _save_tokens(tokens, Path(args.output))
+    print(f"{args.input}: {tuple(tokens.ids.shape)} tokens -> {args.output}")
+    return 0
+
+
+def cmd_decode(args) -> int:
+    tok = _tokenizer(args)
+    x = tok.decode(_load_tokens(Path(args.input)))
+    _write_signal(tok, x, Path(args.output))
+    print(f"{args.input} -> {args.output}")
+    return 0
+
+
+def cmd_reconstruct(args) -> int:
+    tok = _tokenizer(args)
+    x = tok.reconstruct(_read_signal(tok, Path(args.input)).to(args.device))
+    _write_signal(tok, x, Path(args.output))
+    print(f"{args.input} -> {args.output}")
+    return 0
+
+
+def cmd_convert(args) -> int:
+    import zoo
+
+    tok = zoo.load_official(args.family, args.state_dict, args.config)
+    tok.save_pretrained(args.out)
+    print(f"converted {args.family} checkpoint -> {args.out} (zoo format; load with zoo.from_pretrained)")
+    return 0
+
+
+def _delegate(module: str, argv: list[str]) -> int:
+    import importlib
+
+    return int(importlib.import_module(module).main(argv) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="zoo", description="Tokenizer Zoo: discrete image, video and audio tokenizers")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("list", help="list registered tokenizers")
+    s.add_argument("filter", nargs="?", help="glob, e.g. 'titok*'")
+    s.add_argument("--modality", choices=["image", "video", "audio"])
+    s.add_argument("--family")
+    s.add_argument("--pretrained", action="store_true", help="only entries with weights")
+    s.set_defaults(fn=cmd_list)
+
+    s = sub.add_parser("info", help="metadata of one tokenizer")
+    s.add_argument("name")
+    s.set_defaults(fn=cmd_info)
+
+    for name, fn, helptext in (("encode", cmd_encode, "signal file -> tokens (.pt or .npy)"),
+                               ("decode", cmd_decode, "tokens file -> signal file"),
+                               ("reconstruct", cmd_reconstruct, "signal file -> reconstructed signal file")):
+        s = sub.add_parser(name, help=helptext)
+        s.add_argument("tokenizer", help="registry name or zoo-format folder")
+        s.add_argument("input")
+        s.add_argument("output")
+        s.add_argument("--pretrained", action="store_true", help="load the registry entry's weights")
+        s.add_argument("--weights", help="local folder or file with the weights")
+        s.add_argument("--device", default="cpu")
+        s.set_defaults(fn=fn)
+
+    s = sub.add_parser("convert", help="official checkpoint -> zoo-format folder")
+    s.add_argument("family", help="converter name (zoo.list_converters())")
+    s.add_argument("--state-dict", help="official weights file")
+    s.add_argument("--config", help="official config file (json / yaml)")
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=cmd_convert)
+
+    for name, helptext in (("train", "scripts/train.py RECIPE [key=value ...] [--resume]"),
+                           ("eval", "scripts/evaluate.py --tokenizer ... --data ... --metrics ..."),
+                           ("demo", "reconstruct held-out photos and speech with the demo tokenizers")):
+        s = sub.add_parser(name, help=helptext, add_help=False)
+        s.add_argument("rest", nargs=argparse.REMAINDER)
+    return p
+
+
+_DELEGATES = {"train": "zoo.train.cli", "eval": "eval.run", "demo": "zoo.demo"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in _DELEGATES:
+        return _delegate(_DELEGATES[argv[0]], argv[1:])
+    args = build_parser().parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

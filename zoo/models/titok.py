@@ -1,0 +1,283 @@
+"""TiTok (1D image tokenizer, arXiv 2406.07550), TA-TiTok and One-D-Piece as one model.
+
+Image ``[B, 3, S, S]`` in [0, 1] -> N token ids ``[B, N]`` -> image. Variants, all options of
+:class:`TiTok`:
+
+* quantizer ``"vq"``: VQ over ``token_size``-dim latents, optionally l2-normalised (the legacy
+  4096 x 12 cosine codebook; the single-stage 8192 x 64 codebook has no normalisation);
+  ``"vae"``: continuous diagonal-Gaussian latents (``encode`` keeps the posterior mean in
+  ``Tokens.extras["latents"]``, ``ids`` are zero placeholders; ``decode`` also takes the latents
+  ``[B, N, token_size]`` directly).
+* decoder head ``"pixel"`` (single-stage models) or ``"proxy"`` (legacy two-stage models: 1024-way
+  MaskGIT-VQGAN code logits; with ``pixel_decoder`` set, the logits are softmaxed, mixed over
+  the VQGAN codebook and decoded by the MaskGIT-VQGAN decoder, as in the published checkpoints).
+* ``tail_drop`` (One-D-Piece): training decodes a random prefix of L ~ U{1..N} tokens (one L per
+  batch); every model decodes prefixes with ``decode(tokens, length=L)``.
+* ``text_dim`` > 0 (TA-TiTok): the decoder also attends to CLIP text features passed as
+  ``decode(tokens, text_guidance=[B, 77, 768])``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..api import Tokenizer, TokenizerOutput, Tokens
+from ..quant import VectorQuantizer
+from .maskgit_vqgan import MaskGITVQGAN, MaskGITVQGANDecoder
+from .titok_blocks import VIT_SIZES, TiTokDecoder, TiTokEncoder
+
+__all__ = ["TiTok"]
+
+
+def _vit(size: str | None, width: int | None, depth: int | None, heads: int | None, which: str):
+    if size is not None and size not in VIT_SIZES:
+        raise ValueError(f"{which}_size must be one of {sorted(VIT_SIZES)}, got {size!r}")
+    w, d, h = VIT_SIZES[size] if size else (None, None, None)
+    width, depth = width or w, depth or d
+    if width is None or depth is None:
+        raise ValueError(f"give {which}_size or both {which}_width and {which}_depth")
+    heads = heads or h or max(1, width // 64)
+    if width % heads:
+        raise ValueError(f"{which}_width {width} is not divisible by {which}_heads {heads}")
+    return width, depth, heads
+
+
+class TiTok(Tokenizer):
+    """TiTok / TA-TiTok / One-D-Piece image tokenizer. See the module docstring.
+
+    image_size, enc_patch_size, dec_patch_size: input side S and ViT patch sizes (S % p == 0).
+    enc_size / dec_size: ``"small" | "base" | "large"`` presets (512/8/8, 768/12/12, 1024/24/16);
+        ``*_width`` / ``*_depth`` / ``*_heads`` override them (heads default to width / 64).
+    num_tokens: N latent tokens; token_size: latent dim; codebook_size: VQ codes.
+    quantizer: ``"vq"`` or ``"vae"``; l2_norm: cosine VQ; beta: commitment weight.
+    legacy_readout: the legacy encoder's raw reshape before the output projection.
+    decoder_head: ``"pixel"`` or ``"proxy"``; pixel_decoder: MaskGIT-VQGAN decoder config
+        ``{"channels": [...], "num_res_blocks": 2, "z_channels": 256}`` (proxy head only).
+    proxy_weights: path of the frozen MaskGIT-VQGAN checkpoint giving stage-1 proxy codes
+        (training target and pixel decoding of a proxy head without ``pixel_decoder``).
+    tail_drop: One-D-Piece tail-token drop during training.
+    text_dim / text_len: TA-TiTok text guidance width and length (0 = none).
+    kl_weight: weight of the VAE KL term in ``forward``.
+    """
+
+    modality = "image"
+    variable_length_arg = "length"
+
+    def __init__(self, image_size: int = 256, enc_patch_size: int = 16, dec_patch_size: int = 16,
+                 enc_size: str | None = "large", dec_size: str | None = "large",
+                 enc_width: int | None = None, enc_depth: int | None = None, enc_heads: int | None = None,
+                 dec_width: int | None = None, dec_depth: int | None = None, dec_heads: int | None = None,
+                 num_tokens: int = 32, token_size: int = 12, codebook_size: int = 4096, quantizer: str = "vq",
+                 l2_norm: bool = True, beta: float = 0.25, legacy_readout: bool = True,
+                 decoder_head: str = "proxy", pixel_decoder: dict | None = None, proxy_weights: str | None = None,
+                 tail_drop: bool = False, text_dim: int = 0, text_len: int = 0, kl_weight: float = 1e-6):
+        super().__init__()
+        if quantizer not in ("vq", "vae"):
+            raise ValueError(f"quantizer must be 'vq' or 'vae', got {quantizer!r}")
+        if decoder_head not in ("pixel", "proxy"):
+            raise ValueError(f"decoder_head must be 'pixel' or 'proxy', got {decoder_head!r}")
+        if pixel_decoder is not None and decoder_head != "proxy":
+            raise ValueError("pixel_decoder (MaskGIT-VQGAN) is only used with decoder_head='proxy'")
+        if num_tokens < 1 or token_size < 1 or (quantizer == "vq" and codebook_size < 2):
+            raise ValueError(f"invalid num_tokens={num_tokens}, token_size={token_size}, codebook_size={codebook_size}")
+        if bool(text_dim) != bool(text_len):
+            raise ValueError(f"text_dim and text_len must both be set or both 0, got {text_dim}, {text_len}")
+        ew, ed, eh = _vit(enc_size, enc_width, enc_depth, enc_heads, "enc")
+        dw, dd, dh = _vit(dec_size, dec_width, dec_depth, dec_heads, "dec")
+        self.image_size, self.num_tokens, self.token_size = image_size, num_tokens, token_size
+        self.quantizer_mode, self.decoder_head, self.tail_drop = quantizer, decoder_head, tail_drop
+        self.kl_weight = kl_weight
+        out_dim = 2 * token_size if quantizer == "vae" else token_size
+        self.encoder = TiTokEncoder(image_size, enc_patch_size, ew, ed, eh, num_tokens, out_dim, legacy_readout)
+        self.decoder = TiTokDecoder(image_size, dec_patch_size, dw, dd, dh, num_tokens, token_size, decoder_head,
+                                    text_dim=text_dim, text_len=text_len)
+        self.quantize = (VectorQuantizer(codebook_size, token_size, beta=beta, l2_norm=l2_norm, channel_dim=-1)
+                         if quantizer == "vq" else None)
+        self.pixel_quantize = self.pixel_decoder = None
+        if pixel_decoder is not None:
+            cfg = dict(pixel_decoder)
+            unknown = set(cfg) - {"channels", "num_res_blocks", "z_channels"}
+            if unknown:
+                raise ValueError(f"unknown pixel_decoder keys {sorted(unknown)} (channels, num_res_blocks, z_channels)")
+            z = int(cfg.get("z_channels", 256))
+            self.pixel_quantize = VectorQuantizer(1024, z, channel_dim=1)
+            self.pixel_decoder = MaskGITVQGANDecoder(cfg.get("channels", (128, 128, 256, 256, 512)),
+                                                     int(cfg.get("num_res_blocks", 2)), z)
+            if image_size // dec_patch_size * 2 ** (len(self.pixel_decoder.up) - 1) != image_size:
+                raise ValueError(f"pixel decoder with {len(self.pixel_decoder.up)} levels does not map the "
+                                 f"{image_size // dec_patch_size}-cell grid to {image_size} px")
+        self._proxy: list[MaskGITVQGAN] = []  # kept out of the state dict on purpose
+        self._proxy_weights = proxy_weights
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def codebook_size(self) -> int | None:
+        """VQ codebook size (None for the continuous VAE variants)."""
+        return None if self.quantize is None else self.quantize.codebook_size
+
+    def token_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        self._check_size(tuple(input_shape)[-2:])
+        return (self.num_tokens,)
+
+    @property
+    def proxy_tokenizer(self) -> MaskGITVQGAN | None:
+        """The frozen MaskGIT-VQGAN of ``proxy_weights`` (loaded on first use) or set by
+        :meth:`set_proxy_tokenizer`; None when neither is given."""
+        if not self._proxy and self._proxy_weights:
+            self._proxy.append(MaskGITVQGAN.from_file(self._proxy_weights))
+        return self._proxy[0].to(self.device) if self._proxy else None
+
+    def set_proxy_tokenizer(self, vqgan: MaskGITVQGAN | None) -> None:
+        """Attach (or detach with None) the frozen MaskGIT-VQGAN giving stage-1 proxy codes."""
+        if vqgan is not None and not isinstance(vqgan, MaskGITVQGAN):
+            raise TypeError(f"expected a MaskGITVQGAN, got {type(vqgan).__name__}")
+        self._proxy[:] = [] if vqgan is None else [vqgan]
+
+    def _check_size(self, hw) -> None:
+        if tuple(hw) != (self.image_size, self.image_size):
+            raise ValueError(f"this TiTok takes {self.image_size}x{self.image_size} images (learned positions), "
+                             f"got {hw[0]}x{hw[1]}; resize or center-crop first")
+
+    # ----------------------------------------------------------------- latents
+    def encode_latents(self, x: torch.Tensor) -> torch.Tensor:
+        """Image ``[B, 3, S, S]`` in [0, 1] -> encoder output ``[B, N, C]`` (VAE: C = 2 * token_size,
+        mean then log-variance)."""
+        self._check_size(x.shape[-2:])
+        return self.encoder(x)
+
+    def latents_to_pixels(self, z: torch.Tensor, key_padding: torch.Tensor | None = None,
+                          text_guidance: torch.Tensor | None = None) -> torch.Tensor:
+        """Latent tokens ``[B, L, token_size]`` -> raw image ``[B, 3, S, S]`` (or proxy logits
+        ``[B, 1024, g, g]`` for a proxy head without pixel decoder and proxy tokenizer)."""
+        out = self.decoder(z, key_padding=key_padding, text=text_guidance)
+        if self.decoder_head == "pixel":
+            return out
+        if self.pixel_decoder is not None:
+            mixed = torch.einsum("nchw,cd->ndhw", out.softmax(1), self.pixel_quantize.embedding.weight)
+            return self.pixel_decoder(mixed)
+        proxy = self.proxy_tokenizer
+        if proxy is None:
+            raise ValueError("this is a stage-1 TiTok (proxy-code head without pixel decoder): pass "
+                             "proxy_weights=<maskgit-vqgan-imagenet-f16-256.bin> or call set_proxy_tokenizer() "
+                             "to turn its code predictions into pixels")
+        return proxy.decode_codes(out.argmax(1))
+
+    # ----------------------------------------------------------------- inference
+    def _as_tokens(self, tokens) -> Tokens:
+        if self.quantize is None:  # continuous: latents travel in extras
+            if isinstance(tokens, torch.Tensor) and tokens.is_floating_point():
+                tokens = Tokens(ids=torch.zeros(tokens.shape[:2], dtype=torch.long, device=tokens.device),
+                                extras={"latents": tokens})
+            if not isinstance(tokens, Tokens) or "latents" not in tokens.extras:
+                raise TypeError("this TiTok is continuous (VAE): decode takes the latents [B, N, token_size] or "
+                                "the Tokens returned by encode (latents in extras['latents'])")
+            return tokens.to(self.device)
+        return super()._as_tokens(tokens)
+
+    def _encode(self, x: torch.Tensor, length: int | None = None) -> Tokens:
+        z = self.encode_latents(x)
+        if self.quantize is None:
+            mean = z[..., :self.token_size].float()
+            if length is not None:
+                mean = mean[:, :self._length(length, mean.shape[1])]
+            return Tokens(ids=torch.zeros(mean.shape[:2], dtype=torch.long, device=mean.device),
+                          input_shape=tuple(x.shape[-2:]), extras={"latents": mean})
+        ids = self.quantize(z).ids
+        if length is not None:
+            ids = ids[:, :self._length(length, ids.shape[1])]
+        return Tokens(ids=ids, input_shape=tuple(x.shape[-2:]))
+
+    @staticmethod
+    def _length(length, n: int) -> int:
+        if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= n:
+            raise ValueError(f"length must be an int in [1, {n}], got {length!r}")
+        return length
+
+    def _decode(self, tokens: Tokens, length: int | None = None, clamp: bool = True,
+                text_guidance: torch.Tensor | None = None) -> torch.Tensor:
+        if self.quantize is None:
+            z = tokens.extras["latents"].to(self.device, torch.float32)
+            if z.dim() != 3 or z.shape[-1] != self.token_size:
+                raise ValueError(f"latents must be [B, N, {self.token_size}], got {tuple(z.shape)}")
+        else:
+            if tokens.ids.dim() != 2:
+                raise ValueError(f"TiTok ids are [B, N], got {tuple(tokens.ids.shape)}")
+            z = self.quantize.ids_to_latents(tokens.ids)
+        n = z.shape[1]
+        if n > self.num_tokens:
+            raise ValueError(f"got {n} tokens, this model has {self.num_tokens}")
+        if length is not None:
+            z = z[:, :self._length(length, n)]
+        key_padding = None
+        if tokens.lengths is not None and length is None:
+            key_padding = torch.arange(z.shape[1], device=z.device)[None] < tokens.lengths[:, None]
+        if text_guidance is not None:
+            text_guidance = text_guidance.to(self.device)
+        out = self.latents_to_pixels(z, key_padding=key_padding, text_guidance=text_guidance)
+        return out.clamp(0.0, 1.0) if clamp else out
+
+    # ----------------------------------------------------------------- training
+    def _tail_length(self) -> int:
+        # one random prefix length per batch, drawn on the CPU (no device sync)
+        return int(torch.randint(1, self.num_tokens + 1, (1,)))
+
+    def forward(self, x: torch.Tensor, text_guidance: torch.Tensor | None = None) -> TokenizerOutput:
+        """Training step: image ``[B, 3, S, S]`` in [0, 1] -> TokenizerOutput.
+
+        losses: VQ ``commitment`` / ``codebook`` (or VAE ``kl``), plus ``recon_l2`` (pixel output)
+        or ``proxy_ce`` (stage-1 proxy head: cross-entropy against the frozen MaskGIT-VQGAN codes).
+        A proxy head with ``pixel_decoder`` (stage 2) freezes encoder and quantizer, as the
+        official recipe does. Perceptual / GAN terms are added by the trainer.
+        """
+        x = self.validate_input(x)
+        self._check_size(x.shape[-2:])
+        losses: dict[str, torch.Tensor] = {}
+        stats: dict[str, torch.Tensor] = {}
+        frozen = self.pixel_decoder is not None
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
+            z = self.encoder(x)
+            if self.quantize is None:
+                mean, logvar = z.float().chunk(2, dim=-1)
+                logvar = logvar.clamp(-30.0, 20.0)
+                zq = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean) if self.training else mean
+                ids = torch.zeros(mean.shape[:2], dtype=torch.long, device=mean.device)
+                kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum() / mean.shape[0]
+                if not frozen:
+                    losses["kl"] = self.kl_weight * kl
+                stats["kl"] = kl.detach()
+            else:
+                q = self.quantize(z)
+                zq, ids = q.z_q, q.ids
+                if not frozen:
+                    losses.update(q.losses)
+                stats.update(q.stats)
+        if frozen:
+            zq = zq.detach()
+        if self.tail_drop and self.training:
+            length = self._tail_length()
+            zq = zq[:, :length]
+            stats["length"] = torch.tensor(float(length))
+        tokens = Tokens(ids=ids, input_shape=tuple(x.shape[-2:]))
+        out = self.decoder(zq, text=text_guidance)
+        extras: dict[str, Any] = {"latents": zq}
+        if self.decoder_head == "proxy" and self.pixel_decoder is None:
+            proxy = self.proxy_tokenizer
+            if proxy is None:
+                raise ValueError("stage-1 TiTok training needs proxy codes: pass proxy_weights=<MaskGIT-VQGAN "
+                                 "checkpoint> or call set_proxy_tokenizer()")
+            codes = proxy.codes(x)
+            losses["proxy_ce"] = F.cross_entropy(out, codes)
+            with torch.no_grad():
+                recon = proxy.decode_codes(out.argmax(1)).clamp(0.0, 1.0)
+                stats["proxy_accuracy"] = (out.argmax(1) == codes).float().mean()
+            extras["proxy_logits"], extras["proxy_codes"] = out, codes
+        else:
+            if self.decoder_head == "proxy":
+                mixed = torch.einsum("nchw,cd->ndhw", out.softmax(1), self.pixel_quantize.embedding.weight)
+                out = self.pixel_decoder(mixed)
+            recon = out
+            losses["recon_l2"] = F.mse_loss(recon.float(), x.float())
+        return TokenizerOutput(recon=recon, tokens=tokens, losses=losses, stats=stats, extras=extras)
+
