@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-_DELEGATES = {"train": "zoo.train.cli", "eval": "eval.run", "demo": "zoo.demo"}
+_DELEGATES = {"train": "zoo.train.cli", "eval": "eval.run", "demo": "eval.demo"}
 
 
 def main(argv: list[str] | None = None) -> int:

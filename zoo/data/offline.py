@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 __all__ = ["photo_paths", "skimage_photos", "load_photo", "photos", "speech_paths", "load_speech",
-           "split_paths", "MATE_DIR", "ALSA_DIR", "FILLETS_DIR"]
+           "split_paths", "photo_split", "speech_split", "MATE_DIR", "ALSA_DIR", "FILLETS_DIR"]
 
 MATE_DIR = Path("/usr/share/backgrounds/mate/nature")
 ALSA_DIR = Path("/usr/share/sounds/alsa")
@@ -128,3 +128,21 @@ def split_paths(paths: list[Path], holdout_fraction: float = 0.1, salt: str = "z
         h = int(hashlib.sha256(f"{salt}:{Path(p).parent.name}/{Path(p).name}".encode()).hexdigest()[:8], 16)
         (held if h / 0xFFFFFFFF < holdout_fraction else train).append(p)
     return train, held
+
+
+def photo_split() -> tuple[list[str], list[str]]:
+    """Train / held-out photo sources used by the demo tokenizers and their recipes.
+
+    Sources are mate-backgrounds file paths and scikit-image photo names (both accepted by
+    :func:`load_photo`); every 4th source in sorted order (starting with the 4th) is held out.
+    """
+    sources = [str(p) for p in photo_paths()] + sorted(skimage_photos())
+    held = sources[3::4]
+    return [s for s in sources if s not in held], held
+
+
+def speech_split(corpora: tuple[str, ...] = ("nl", "en"), holdout_fraction: float = 0.05
+                 ) -> tuple[list[Path], list[Path]]:
+    """Train / held-out fillets-ng utterances (hash split, see :func:`split_paths`)."""
+    paths = [p for c in corpora for p in speech_paths(c)]
+    return split_paths(paths, holdout_fraction=holdout_fraction)

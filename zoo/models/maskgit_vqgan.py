@@ -15,10 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..hub import WeightSource, resolve_source
 from ..quant import VectorQuantizer
 
-__all__ = ["VQGANResBlock", "MaskGITVQGANDecoder", "MaskGITVQGANEncoder", "MaskGITVQGAN",
-           "vqgan_channels_from_state_dict"]
+__all__ = ["VQGANResBlock", "MaskGITVQGANDecoder", "MaskGITVQGANEncoder", "MaskGITVQGAN", "OFFICIAL_VQGAN",
+           "load_proxy_vqgan", "vqgan_channels_from_state_dict"]
 
 _GN = dict(num_groups=32, eps=1e-6, affine=True)
 
@@ -171,11 +172,26 @@ class MaskGITVQGAN(nn.Module):
         from ..checkpoint import load_state_dict_file, load_state_dict_strict
 
         sd = load_state_dict_file(path)
-        sd = sd.get("state_dict", sd) if isinstance(sd.get("state_dict"), dict) else sd
+        if "quantize.embedding.weight" not in sd:
+            raise KeyError(f"{path} is not a MaskGIT-VQGAN checkpoint: no 'quantize.embedding.weight' "
+                           f"(keys: {sorted(sd)[:6]} ...)")
         channels, nres, zc = vqgan_channels_from_state_dict(sd, "decoder.")
         cb = sd["quantize.embedding.weight"].shape[0]
         model = cls(channels, nres, zc, cb)
         return load_state_dict_strict(model, sd, source=str(path))
+
+
+#: where the official MaskGIT-VQGAN (ImageNet, f16, 1024 codes) used by TiTok stage 1 is published
+#: (revision not pinned: no full commit hash of fun-research/TiTok holding this file was findable offline)
+OFFICIAL_VQGAN = WeightSource(hf_repo="fun-research/TiTok", files={"weights": "maskgit-vqgan-imagenet-f16-256.bin"})
+
+
+def load_proxy_vqgan(weights: str) -> MaskGITVQGAN:
+    """``weights``: a checkpoint path, or ``"hub"`` for :data:`OFFICIAL_VQGAN` (the HF cache is used;
+    works offline with ``HF_HUB_OFFLINE=1`` once cached)."""
+    if weights == "hub":
+        weights = resolve_source(OFFICIAL_VQGAN)["weights"]
+    return MaskGITVQGAN.from_file(weights)
 
 
 def vqgan_channels_from_state_dict(sd, prefix: str) -> tuple[list[int], int, int]:

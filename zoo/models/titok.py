@@ -7,7 +7,7 @@ Image ``[B, 3, S, S]`` in [0, 1] -> N token ids ``[B, N]`` -> image. Variants, a
   4096 x 12 cosine codebook; the single-stage 8192 x 64 codebook has no normalisation);
   ``"vae"``: continuous diagonal-Gaussian latents (``encode`` keeps the posterior mean in
   ``Tokens.extras["latents"]``, ``ids`` are zero placeholders; ``decode`` also takes the latents
-  ``[B, N, token_size]`` directly).
+  ``[B, N, token_size]`` directly; ``codebook_size`` is 1).
 * decoder head ``"pixel"`` (single-stage models) or ``"proxy"`` (legacy two-stage models: 1024-way
   MaskGIT-VQGAN code logits; with ``pixel_decoder`` set, the logits are softmaxed, mixed over
   the VQGAN codebook and decoded by the MaskGIT-VQGAN decoder, as in the published checkpoints).
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from ..api import Tokenizer, TokenizerOutput, Tokens
 from ..quant import VectorQuantizer
-from .maskgit_vqgan import MaskGITVQGAN, MaskGITVQGANDecoder
+from .maskgit_vqgan import MaskGITVQGAN, MaskGITVQGANDecoder, load_proxy_vqgan
 from .titok_blocks import VIT_SIZES, TiTokDecoder, TiTokEncoder
 
 __all__ = ["TiTok"]
@@ -38,7 +38,7 @@ def _vit(size: str | None, width: int | None, depth: int | None, heads: int | No
     width, depth = width or w, depth or d
     if width is None or depth is None:
         raise ValueError(f"give {which}_size or both {which}_width and {which}_depth")
-    heads = heads or h or max(1, width // 64)
+    heads = heads or (h if width == w else max(1, width // 64))  # official head dim is 64
     if width % heads:
         raise ValueError(f"{which}_width {width} is not divisible by {which}_heads {heads}")
     return width, depth, heads
@@ -55,7 +55,8 @@ class TiTok(Tokenizer):
     legacy_readout: the legacy encoder's raw reshape before the output projection.
     decoder_head: ``"pixel"`` or ``"proxy"``; pixel_decoder: MaskGIT-VQGAN decoder config
         ``{"channels": [...], "num_res_blocks": 2, "z_channels": 256}`` (proxy head only).
-    proxy_weights: path of the frozen MaskGIT-VQGAN checkpoint giving stage-1 proxy codes
+    proxy_weights: path of the frozen MaskGIT-VQGAN checkpoint giving stage-1 proxy codes, or
+        ``"hub"`` for the official ``fun-research/TiTok`` ``maskgit-vqgan-imagenet-f16-256.bin``
         (training target and pixel decoding of a proxy head without ``pixel_decoder``).
     tail_drop: One-D-Piece tail-token drop during training.
     text_dim / text_len: TA-TiTok text guidance width and length (0 = none).
@@ -113,9 +114,10 @@ class TiTok(Tokenizer):
 
     # ----------------------------------------------------------------- properties
     @property
-    def codebook_size(self) -> int | None:
-        """VQ codebook size (None for the continuous VAE variants)."""
-        return None if self.quantize is None else self.quantize.codebook_size
+    def codebook_size(self) -> int:
+        """VQ codebook size; 1 for the continuous VAE variants (their ids are zero placeholders
+        carrying no information, the latents travel in ``Tokens.extras["latents"]``)."""
+        return 1 if self.quantize is None else self.quantize.codebook_size
 
     def token_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         self._check_size(tuple(input_shape)[-2:])
@@ -126,7 +128,7 @@ class TiTok(Tokenizer):
         """The frozen MaskGIT-VQGAN of ``proxy_weights`` (loaded on first use) or set by
         :meth:`set_proxy_tokenizer`; None when neither is given."""
         if not self._proxy and self._proxy_weights:
-            self._proxy.append(MaskGITVQGAN.from_file(self._proxy_weights))
+            self._proxy.append(load_proxy_vqgan(self._proxy_weights))
         return self._proxy[0].to(self.device) if self._proxy else None
 
     def set_proxy_tokenizer(self, vqgan: MaskGITVQGAN | None) -> None:
@@ -155,14 +157,19 @@ class TiTok(Tokenizer):
         if self.decoder_head == "pixel":
             return out
         if self.pixel_decoder is not None:
-            mixed = torch.einsum("nchw,cd->ndhw", out.softmax(1), self.pixel_quantize.embedding.weight)
-            return self.pixel_decoder(mixed)
+            return self._soft_pixel_decode(out)
         proxy = self.proxy_tokenizer
         if proxy is None:
             raise ValueError("this is a stage-1 TiTok (proxy-code head without pixel decoder): pass "
                              "proxy_weights=<maskgit-vqgan-imagenet-f16-256.bin> or call set_proxy_tokenizer() "
                              "to turn its code predictions into pixels")
         return proxy.decode_codes(out.argmax(1))
+
+    def _soft_pixel_decode(self, logits: torch.Tensor) -> torch.Tensor:
+        """Proxy logits ``[B, 1024, g, g]`` -> probability-weighted VQGAN code embeddings -> pixels
+        (no argmax: the published two-stage models decode the soft mixture)."""
+        mixed = torch.einsum("nchw,cd->ndhw", logits.softmax(1), self.pixel_quantize.embedding.weight)
+        return self.pixel_decoder(mixed)
 
     # ----------------------------------------------------------------- inference
     def _as_tokens(self, tokens) -> Tokens:
@@ -211,8 +218,11 @@ class TiTok(Tokenizer):
         if length is not None:
             z = z[:, :self._length(length, n)]
         key_padding = None
-        if tokens.lengths is not None and length is None:
-            key_padding = torch.arange(z.shape[1], device=z.device)[None] < tokens.lengths[:, None]
+        if tokens.lengths is not None:  # per-item prefixes: hide the tail tokens from attention
+            lengths = tokens.lengths
+            if bool(((lengths < 1) | (lengths > n)).any()):
+                raise ValueError(f"Tokens.lengths must lie in [1, {n}], got {lengths.tolist()}")
+            key_padding = torch.arange(z.shape[1], device=z.device)[None] < lengths[:, None]
         if text_guidance is not None:
             text_guidance = text_guidance.to(self.device)
         out = self.latents_to_pixels(z, key_padding=key_padding, text_guidance=text_guidance)
@@ -268,16 +278,16 @@ class TiTok(Tokenizer):
                 raise ValueError("stage-1 TiTok training needs proxy codes: pass proxy_weights=<MaskGIT-VQGAN "
                                  "checkpoint> or call set_proxy_tokenizer()")
             codes = proxy.codes(x)
+            if codes.shape[-2:] != out.shape[-2:]:
+                raise ValueError(f"the proxy tokenizer gives a {tuple(codes.shape[-2:])} code grid but the decoder "
+                                 f"predicts {tuple(out.shape[-2:])}: their downsampling factors must match")
             losses["proxy_ce"] = F.cross_entropy(out, codes)
             with torch.no_grad():
                 recon = proxy.decode_codes(out.argmax(1)).clamp(0.0, 1.0)
                 stats["proxy_accuracy"] = (out.argmax(1) == codes).float().mean()
             extras["proxy_logits"], extras["proxy_codes"] = out, codes
         else:
-            if self.decoder_head == "proxy":
-                mixed = torch.einsum("nchw,cd->ndhw", out.softmax(1), self.pixel_quantize.embedding.weight)
-                out = self.pixel_decoder(mixed)
-            recon = out
+            recon = self._soft_pixel_decode(out) if self.decoder_head == "proxy" else out
             losses["recon_l2"] = F.mse_loss(recon.float(), x.float())
         return TokenizerOutput(recon=recon, tokens=tokens, losses=losses, stats=stats, extras=extras)
 

@@ -11,6 +11,8 @@ unpatchify, 3x3 conv -> ``[B, 3, g*p, g*p]``.
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -76,7 +78,8 @@ class TiTokDecoder(nn.Module):
     key_padding (forward): optional bool ``[B, L]``, True = token present; absent latent tokens
     are hidden from attention, which equals decoding the truncated sequence.
     text_dim / text_len: TA-TiTok's text guidance (``[B, text_len, text_dim]`` CLIP features
-    appended to the sequence); 0 disables it.
+    appended to the sequence; when none is given the text tokens are left out, with a warning);
+    0 disables it.
     """
 
     def __init__(self, image_size: int, patch_size: int, width: int, depth: int, num_heads: int,
@@ -96,6 +99,7 @@ class TiTokDecoder(nn.Module):
         self.mask_token = _param(1, 1, width, scale=scale)
         self.latent_token_positional_embedding = _param(num_tokens, width, scale=scale)
         self.text_len = text_len if text_dim else 0
+        self._warned_no_text = False
         if text_dim:
             self.text_guidance_proj = nn.Linear(text_dim, width)
             self.text_guidance_positional_embedding = _param(text_len, width, scale=scale)
@@ -121,10 +125,12 @@ class TiTokDecoder(nn.Module):
                              self.mask_token.expand(b, g2, -1)], dim=1)
         queries = (queries + self.positional_embedding).to(x.dtype)
         parts = [queries, x]
-        if self.text_len:
-            if text is None:
-                raise ValueError(f"this TA-TiTok decoder needs text guidance: text_guidance=[B, {self.text_len}, "
-                                 f"{self.text_guidance_proj.in_features}] (CLIP ViT-L/14 text features)")
+        if self.text_len and text is None and not self._warned_no_text:
+            warnings.warn("TA-TiTok decoder used without text guidance: the text tokens are left out (the published "
+                          f"numbers use text_guidance=[B, {self.text_len}, {self.text_guidance_proj.in_features}] "
+                          "CLIP ViT-L/14-336 text features)", stacklevel=3)
+            self._warned_no_text = True
+        if self.text_len and text is not None:
             if text.shape[1:] != (self.text_len, self.text_guidance_proj.in_features):
                 raise ValueError(f"text_guidance must be [B, {self.text_len}, {self.text_guidance_proj.in_features}], "
                                  f"got {tuple(text.shape)}")

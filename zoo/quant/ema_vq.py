@@ -5,7 +5,11 @@ The codebook is a set of buffers (not parameters): ``embed`` ``[K, D]``, ``embed
 ``inited`` ``[1]`` (nonzero once initialised). In training mode the first batch initialises the
 codebook by k-means (``kmeans_init``), codes whose EMA count falls below
 ``threshold_ema_dead_code`` are restarted from random batch vectors, and
-``embed = embed_avg / laplace_smoothed(cluster_size)``. In eval mode nothing is updated and
+``embed = embed_avg / laplace_smoothed(cluster_size)``. A restarted code also gets its EMA
+statistics reset (``embed_avg = v * threshold``, ``cluster_size = threshold``); EnCodec's reference
+only overwrites ``embed``, which the EMA normalisation of the same step then undoes; likewise the
+k-means init stores ``embed_avg = means * counts`` (EnCodec stores the means, which the next
+normalisation divides by the counts again). In eval mode nothing is updated and
 nothing is checked: a fresh, never-trained quantizer quantizes against its random initial
 codebook instead of running a surprise k-means.
 
@@ -86,6 +90,8 @@ class EMAVectorQuantizer(Quantizer):
         self.register_buffer("cluster_size", torch.zeros(codebook_size))
         self.register_buffer("embed", embed)
         self.register_buffer("embed_avg", embed.clone())
+        self._known_inited = False
+        self._register_load_state_dict_pre_hook(self._on_load)
 
     @property
     def codebook(self) -> torch.Tensor:
@@ -104,30 +110,44 @@ class EMAVectorQuantizer(Quantizer):
             t /= dist.get_world_size()
         return t
 
+    def _on_load(self, *args, **kwargs) -> None:
+        self._known_inited = False  # a loaded state may hold an uninitialised codebook
+
     @torch.no_grad()
     def _maybe_kmeans_init(self, x: torch.Tensor) -> None:
-        if bool(self.inited.item()):  # one host sync per training step, as the reference does
+        if self._known_inited:
+            return
+        if bool(self.inited.item()):  # host sync only until the codebook is known to be initialised
+            self._known_inited = True
             return
         means, counts = kmeans(x, self.codebook_size, self.kmeans_iters)
+        counts = counts.to(self.cluster_size.dtype)
         self.embed.copy_(means)
-        self.embed_avg.copy_(means)
-        self.cluster_size.copy_(counts.to(self.cluster_size.dtype))
+        self.embed_avg.copy_(means * counts.unsqueeze(1))  # a sum, so embed_avg / cluster_size = means
+        self.cluster_size.copy_(counts)
         self.inited.fill_(1.0)
+        self._known_inited = True
         self._broadcast(self.embed, self.embed_avg, self.cluster_size)
 
     @torch.no_grad()
     def _expire_dead_codes(self, x: torch.Tensor) -> None:
         if self.threshold_ema_dead_code <= 0:
             return
-        dead = self.cluster_size < self.threshold_ema_dead_code  # no host sync: always blend
-        self.embed.copy_(torch.where(dead.unsqueeze(1), _sample_rows(x, self.codebook_size), self.embed))
-        self._broadcast(self.embed)
+        dead = (self.cluster_size < self.threshold_ema_dead_code).unsqueeze(1)  # no host sync: always blend
+        fresh = _sample_rows(x, self.codebook_size)
+        self.embed.copy_(torch.where(dead, fresh, self.embed))
+        # restart the EMA statistics too, so the next normalisation keeps the new code
+        self.embed_avg.copy_(torch.where(dead, fresh * self.threshold_ema_dead_code, self.embed_avg))
+        self.cluster_size.copy_(torch.where(dead[:, 0], torch.full_like(self.cluster_size,
+                                                                         float(self.threshold_ema_dead_code)),
+                                            self.cluster_size))
+        self._broadcast(self.embed, self.embed_avg, self.cluster_size)
 
     @torch.no_grad()
     def _ema_update(self, x: torch.Tensor, ids: torch.Tensor) -> None:
-        onehot = F.one_hot(ids, self.codebook_size).to(x.dtype)  # [M, K]
-        counts = self._all_reduce_mean(onehot.sum(0))
-        sums = self._all_reduce_mean(onehot.t() @ x)
+        counts = torch.bincount(ids, minlength=self.codebook_size).to(x.dtype)
+        sums = torch.zeros(self.codebook_size, self.dim, device=x.device, dtype=x.dtype).index_add_(0, ids, x)
+        counts, sums = self._all_reduce_mean(counts), self._all_reduce_mean(sums)
         self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
         self.embed_avg.mul_(self.decay).add_(sums, alpha=1 - self.decay)
         total = self.cluster_size.sum()

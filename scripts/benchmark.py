@@ -1,0 +1,63 @@
+"""Benchmark encode / decode speed and memory of registered tokenizers.
+
+Examples:
+  python scripts/benchmark.py --tokenizers 'titok_*' --batch-sizes 1,8 --sizes 256
+  python scripts/benchmark.py --tokenizers wavtokenizer_small_75 --sizes 1,10,60 --device cuda --dtype bf16
+  python scripts/benchmark.py --tokenizers flextok_d12_d12 --decode k=1,16,256 --decode steps=8
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _parse_decode(items: list[str]) -> list[dict]:
+    """``k=1,16 steps=8`` -> the cartesian product of decode keyword arguments."""
+    keys, values = [], []
+    for item in items:
+        k, v = item.split("=", 1)
+        keys.append(k)
+        values.append([int(x) if x.lstrip("-").isdigit() else float(x) for x in v.split(",")])
+    return [dict(zip(keys, combo)) for combo in itertools.product(*values)] or [{}]
+
+
+def main(argv=None) -> int:
+    import zoo
+    from eval.benchmark import Case, benchmark, write_report
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tokenizers", default="*", help="comma-separated registry names or globs")
+    p.add_argument("--device", default="cuda" if __import__("torch").cuda.is_available() else "cpu")
+    p.add_argument("--dtype", default="fp32", help="comma-separated: fp32,bf16,fp16 (autocast)")
+    p.add_argument("--compile", action="store_true", help="torch.compile encode and decode")
+    p.add_argument("--batch-sizes", default="1")
+    p.add_argument("--sizes", default="", help="image side px / audio seconds / video frames (comma-separated)")
+    p.add_argument("--decode", nargs="*", default=[], help="decode kwargs sweeps, e.g. k=1,16,256 steps=8")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--no-isolate", action="store_true", help="run cases in this process (peak memory shared)")
+    p.add_argument("--out", default="bench_out")
+    args = p.parse_args(argv)
+
+    names = []
+    for pattern in args.tokenizers.split(","):
+        found = zoo.list_tokenizers(filter=pattern) or ([zoo.get_info(pattern).name] if "*" not in pattern else [])
+        names += [n for n in found if n not in names]
+    sizes = [float(s) for s in args.sizes.split(",") if s] or [None]
+    cases = [Case(name=n, batch_size=int(b), size=s, device=args.device, dtype=d, compile=args.compile,
+                  repeats=args.repeats, warmup=args.warmup, decode_kwargs=kw, threads=args.threads)
+             for n in names for b in args.batch_sizes.split(",") for s in sizes
+             for d in args.dtype.split(",") for kw in _parse_decode(args.decode)]
+    results = benchmark(cases, isolate=not args.no_isolate)
+    out = write_report(results, args.out)
+    print((out / "results.md").read_text())
+    return 1 if any("error" in r for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

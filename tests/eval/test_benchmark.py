@@ -1,0 +1,46 @@
+"""The benchmark harness measures what it says (no timing assertions: speed is not unit-tested)."""
+import json
+
+import torch
+
+import zoo
+from eval.benchmark import Case, make_input, run_case, time_call, write_report
+
+
+def smallest_image_tokenizer() -> str:
+    """A tiny untrained image tokenizer (the registry has ``*tiny*`` entries for CPU tests)."""
+    names = zoo.list_tokenizers("*tiny*", modality="image")
+    assert names, "expected at least one tiny image tokenizer in the registry"
+    return names[0]
+
+
+def test_time_call_runs_warmup_and_repeats():
+    calls = []
+    ms = time_call(lambda: calls.append(1), repeats=3, warmup=2, device=torch.device("cpu"))
+    assert len(calls) == 5 and ms >= 0
+
+
+def test_run_case_and_report(tmp_path):
+    name = smallest_image_tokenizer()
+    res = run_case(Case(name=name, batch_size=2, size=64, repeats=1, warmup=0))
+    assert res.input_shape == (2, 3, 64, 64)
+    assert res.encode_ms > 0 and res.decode_ms > 0 and res.items_per_s > 0
+    assert res.peak_mem_mb >= res.baseline_mem_mb > 0
+    assert res.params_m == sum(p.numel() for p in zoo.create_tokenizer(name).parameters()) / 1e6
+    from dataclasses import asdict
+
+    out = write_report([asdict(res), {"case": asdict(Case(name="broken")), "error": "ValueError: x"}], tmp_path)
+    data = json.loads((out / "results.json").read_text())
+    assert data[0]["case"]["name"] == name and "error" in data[1]
+    md = (out / "results.md").read_text()
+    assert name in md and "error: ValueError" in md and (out / "cost.png").stat().st_size > 1000
+
+
+def test_audio_input_is_real_speech_of_requested_length():
+    names = zoo.list_tokenizers(modality="audio")
+    if not names:
+        import pytest
+        pytest.skip("no audio tokenizer registered yet")
+    tok = zoo.create_tokenizer(names[0])
+    x = make_input(tok, zoo.get_info(names[0]), 2, 1.5)
+    assert x.shape == (2, int(1.5 * tok.sample_rate)) and x.abs().max() > 0.05
