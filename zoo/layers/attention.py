@@ -10,7 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Attention", "safe_bool_mask"]
+from .linear import Linear
+
+__all__ = ["Attention", "safe_bool_mask", "is_block_mask"]
 
 _QKV_ALIASES = (("q", "k", "v"), ("q_proj", "k_proj", "v_proj"), ("to_q", "to_k", "to_v"))
 
@@ -26,6 +28,24 @@ def safe_bool_mask(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | Non
     return mask | empty, empty
 
 
+def is_block_mask(mask) -> bool:
+    """True for a flex-attention ``BlockMask`` (``torch.nn.attention.flex_attention``)."""
+    return type(mask).__name__ == "BlockMask" and hasattr(mask, "mask_mod")
+
+
+_FLEX_FNS: dict[str, object] = {}
+
+
+def _flex_attention(q, k, v, block_mask, scale):
+    """flex_attention, compiled once per device type on GPUs (eager elsewhere)."""
+    kind = q.device.type
+    if kind not in _FLEX_FNS:
+        from torch.nn.attention.flex_attention import flex_attention
+
+        _FLEX_FNS[kind] = torch.compile(flex_attention, dynamic=False) if kind == "cuda" else flex_attention
+    return _FLEX_FNS[kind](q, k, v, block_mask=block_mask, scale=scale)
+
+
 class Attention(nn.Module):
     """Self-attention. x ``[B, N, D]`` -> ``[B, N, D]``.
 
@@ -33,7 +53,8 @@ class Attention(nn.Module):
     qk_norm: LayerNorm over head_dim on queries and keys (``q_norm``/``k_norm``).
     scale: softmax scale (None: ``1/sqrt(head_dim)``; e.g. muP's ``8/head_dim``).
     mask (forward): bool ``[N, N]``/``[B, 1|H, N, N]`` with True = may attend, or an additive
-        float mask. Rows that may attend to nothing return zeros, never NaN.
+        float mask, or a flex-attention ``BlockMask`` (then ``flex_attention`` runs instead of SDPA).
+        Rows that may attend to nothing return zeros, never NaN.
     """
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, proj_bias: bool = True,
@@ -45,8 +66,8 @@ class Attention(nn.Module):
             raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim, bias=proj_bias)
+        self.qkv = Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = Linear(dim, dim, bias=proj_bias)
         if qk_norm:
             self.q_norm = nn.LayerNorm(self.head_dim, eps=norm_eps, elementwise_affine=qk_norm_affine)
             self.k_norm = nn.LayerNorm(self.head_dim, eps=norm_eps, elementwise_affine=qk_norm_affine)
@@ -58,6 +79,9 @@ class Attention(nn.Module):
         q, k, v = self.qkv(x).view(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k = self.q_norm(q), self.k_norm(k)
         empty = None
+        if is_block_mask(mask):
+            out = _flex_attention(q, k, v, mask, self.scale)
+            return self.proj(out.transpose(1, 2).reshape(b, n, d))
         if mask is not None and mask.dtype == torch.bool:
             mask, empty = safe_bool_mask(mask)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)

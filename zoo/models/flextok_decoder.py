@@ -1,0 +1,111 @@
+"""FlexTok decoder: a rectified-flow transformer predicting the velocity of noised VAE latents
+conditioned on the (nested-dropout truncated) register tokens.
+
+Sequence per image: ``[patch tokens of x_t (row-major), R register tokens]`` with full
+attention; adaLN-zero modulation from the timestep embedding, separate for patches and
+registers (``adaln_segments = 2``). Register conditioning: ``Linear(codes) + position`` ->
+positions ``>= k`` replaced by the learned mask token -> (unconditional rows) every position
+replaced by the null condition.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..layers.adaln import AdaLNBlock, AdaLNHead
+from ..layers.flow import TimestepEmbedder
+from ..layers.patch_embed import unpatchify_2d
+from ..layers.pos_embed import sincos_2d
+from .flextok_encoder import grid_pos_embed, patchify_latents
+
+__all__ = ["FlexTokDecoder", "FLEXTOK_ADALN_ORDER"]
+
+#: FlexTok's layout of the six block modulation chunks (differs from DiT's)
+FLEXTOK_ADALN_ORDER = ("gate_msa", "gate_mlp", "shift_msa", "scale_msa", "shift_mlp", "scale_mlp")
+
+
+class FlexTokDecoder(nn.Module):
+    """``(x_t [B, C, h, w], t [B], codes [B, R, token_dim])`` -> velocity ``[B, C, h, w]``.
+
+    adaln_segments: 1 (one modulation for all tokens) or 2 (patches / registers).
+    null_cond: ``"learned"`` (a learned vector) or ``"zero"``; null_single_token: the
+    unconditional input is a single null token instead of R copies (done by masking keys).
+    register_pos: learned position embedding of the registers.
+    time_*: timestep embedding (see ``zoo.layers.flow.timestep_embedding``).
+    """
+
+    def __init__(self, latent_channels: int = 16, dim: int = 768, depth: int = 12, head_dim: int = 64,
+                 mlp_hidden: int | None = None, num_registers: int = 256, token_dim: int = 6, patch_size: int = 2,
+                 pos_grid: tuple[int, int] = (16, 16), pos_scaling: str = "absolute", attn_scale: float | None = None,
+                 norm_eps: float = 1e-5, bias: bool = False, adaln_segments: int = 2, null_cond: str = "learned",
+                 null_single_token: bool = False, register_pos: bool = True, time_freq_dim: int = 256,
+                 time_max_period: float = 256.0, time_scale: float = 1000.0):
+        super().__init__()
+        if adaln_segments not in (1, 2):
+            raise ValueError(f"adaln_segments must be 1 or 2, got {adaln_segments}")
+        if null_cond not in ("learned", "zero"):
+            raise ValueError(f"null_cond must be 'learned' or 'zero', got {null_cond!r}")
+        self.patch_size, self.num_registers, self.pos_scaling = patch_size, num_registers, pos_scaling
+        self.latent_channels, self.adaln_segments = latent_channels, adaln_segments
+        self.null_single_token = null_single_token
+        mlp_hidden = mlp_hidden or int(2 * 4 * dim / 3)
+        self.token_proj = nn.Linear(token_dim, dim)
+        self.register_pos = nn.Parameter(torch.randn(num_registers, dim) * 0.02) if register_pos else None
+        self.mask_token = nn.Parameter(torch.randn(dim) * 0.02)
+        self.null_cond = nn.Parameter(torch.randn(dim) * 0.02) if null_cond == "learned" else None
+        self.patch_embed = nn.Linear(latent_channels * patch_size ** 2, dim)
+        self.register_buffer("pos_embed", sincos_2d(pos_grid[0], pos_grid[1], dim).view(*pos_grid, dim))
+        self.time_embed = TimestepEmbedder(dim, time_freq_dim, time_max_period, time_scale)
+        self.blocks = nn.ModuleList(
+            AdaLNBlock(dim, dim // head_dim, mlp_hidden, segments=adaln_segments, order=FLEXTOK_ADALN_ORDER,
+                       bias=bias, qk_norm=True, norm_eps=norm_eps, attn_scale=attn_scale) for _ in range(depth))
+        self.final = AdaLNHead(dim, latent_channels * patch_size ** 2, norm_eps=norm_eps)
+
+    def condition(self, codes: torch.Tensor, keep_k: torch.Tensor | None = None,
+                  uncond: torch.Tensor | None = None) -> torch.Tensor:
+        """codes ``[B, R, token_dim]`` -> register inputs ``[B, R, D]``.
+
+        keep_k: LongTensor ``[B]`` (positions >= k get the mask token) or None (keep all);
+        uncond: bool ``[B]`` rows replaced by the null condition, or None.
+        """
+        regs = self.token_proj(codes)
+        if self.register_pos is not None:
+            regs = regs + self.register_pos.to(regs.dtype)
+        pos = torch.arange(regs.shape[1], device=regs.device)
+        if keep_k is not None:
+            drop = pos[None, :] >= keep_k.to(regs.device)[:, None]
+            regs = torch.where(drop[..., None], self.mask_token.to(regs.dtype), regs)
+        if uncond is not None:
+            null = self.null_cond.to(regs.dtype) if self.null_cond is not None else regs.new_zeros(regs.shape[-1])
+            regs = torch.where(uncond.to(regs.device)[:, None, None], null, regs)
+        return regs
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, codes: torch.Tensor, keep_k: torch.Tensor | None = None,
+                uncond: torch.Tensor | None = None, hidden_layer: int | None = None):
+        """Velocity ``[B, C, h, w]``; with ``hidden_layer`` also the patch tokens ``[B, h*w/p^2, D]``
+        after that block (0-based), e.g. for REPA."""
+        b, _, h, w = x_t.shape
+        grid = (h // self.patch_size, w // self.patch_size)
+        patches = self.patch_embed(patchify_latents(x_t, self.patch_size))
+        patches = patches + grid_pos_embed(self.pos_embed, grid, self.pos_scaling).to(patches.dtype)
+        n_p = patches.shape[1]
+        regs = self.condition(codes.to(patches.dtype), keep_k, uncond)
+        x = torch.cat([patches, regs], dim=1)
+        segment_ids = None
+        if self.adaln_segments == 2:
+            segment_ids = (torch.arange(x.shape[1], device=x.device) >= n_p).long()
+        mask = None
+        if self.null_single_token and uncond is not None:
+            # unconditional rows see a single null register: hide registers 1..R-1 as keys
+            pos = torch.arange(x.shape[1], device=x.device)
+            hidden_keys = (pos > n_p)[None, :] & uncond.to(x.device)[:, None]
+            mask = (~hidden_keys)[:, None, None, :]
+        temb = self.time_embed(t.to(x.device))
+        feats = None
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, temb, segment_ids=segment_ids, mask=mask)
+            if hidden_layer is not None and i == hidden_layer:
+                feats = x[:, :n_p]
+        out = self.final(x[:, :n_p], temb)
+        v = unpatchify_2d(out, grid, self.patch_size, self.latent_channels)
+        return (v, feats) if hidden_layer is not None else v
