@@ -47,7 +47,7 @@ FID_PROTOCOL: dict[str, Any] = {
 def inception_weights_path(path: str | os.PathLike | None = None, download: bool = True) -> Path:
     """Local path of the 2015-12-05 Inception weights (see module docstring for the search order)."""
     return resolve_weights("InceptionV3 (FID)", INCEPTION_FILE, path=path, env=INCEPTION_ENV, urls=INCEPTION_URLS,
-                           hash_prefix="6726825d", cli_flag="--inception-weights", download=download,
+                           cli_flag="--inception-weights", download=download,
                            aliases=("weights-inception-2015-12-05-6726825d.pth",))
 
 
