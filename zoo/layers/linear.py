@@ -1,0 +1,58 @@
+"""``nn.Linear`` with a oneDNN fast path for fp32 CPU inference. x ``[..., in]`` -> ``[..., out]``.
+
+On CPUs PyTorch runs fp32 ``F.linear`` through MKL ``sgemm``; oneDNN's matmul
+(``torch.ops.mkldnn._linear_pointwise``) computes the same product (same inputs, fp32
+accumulation, results equal up to summation order, ~1e-6 relative) and is about 2x faster on
+AVX-512 CPUs, markedly so on AMD, where MKL does not pick its fastest kernels. The fast path is
+taken only where it is exact to use and has no autograd or autocast interplay: CPU, fp32 input
+and weight, no gradient needed, autocast off, not being traced by ``torch.compile``, and a
+product large enough for the call overhead to pay (see :data:`MIN_FLOPS`). Everything else
+(training, CUDA, bf16/fp16, autocast) goes through ``F.linear`` unchanged. ``ZOO_FAST_LINEAR=0``
+in the environment disables the fast path (for A/B timing).
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["Linear", "linear", "fast_linear_enabled", "MIN_FLOPS"]
+
+#: smallest rows * in * out product that goes to oneDNN (below it the call overhead dominates)
+MIN_FLOPS = 1 << 18
+
+_AVAILABLE = (torch.backends.mkldnn.is_available() and hasattr(torch.ops, "mkldnn")
+              and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+
+
+def fast_linear_enabled() -> bool:
+    """Whether the oneDNN path is available and not disabled by ``ZOO_FAST_LINEAR=0``."""
+    return _AVAILABLE and os.environ.get("ZOO_FAST_LINEAR", "1") != "0"
+
+
+def _use_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    if x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32:
+        return False
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
+        return False
+    if torch.is_autocast_enabled("cpu") or torch.compiler.is_compiling():
+        return False
+    if x.dim() < 2 or x.numel() == 0 or x.numel() * weight.shape[0] < MIN_FLOPS:
+        return False
+    return fast_linear_enabled()
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)``, through oneDNN when that is safe and worth it (see module doc)."""
+    if _use_onednn(x, weight):
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+    return F.linear(x, weight, bias)
+
+
+class Linear(nn.Linear):
+    """Drop-in ``nn.Linear`` (same parameters and state-dict keys) using :func:`linear`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return linear(x, self.weight, self.bias)
