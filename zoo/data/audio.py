@@ -6,6 +6,7 @@ segment (deterministic); ``dataset[(i, seed)]`` a random segment chosen by that 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -34,6 +35,15 @@ def list_audio(root: str | os.PathLike) -> list[Path]:
     return paths
 
 
+def _frames(path: Path) -> int:
+    import soundfile as sf
+
+    try:
+        return int(sf.info(str(path)).frames)
+    except RuntimeError:  # unreadable header: let the loader raise its own error later
+        return -1
+
+
 class AudioFolder(torch.utils.data.Dataset):
     """paths: audio files; sample_rate: target rate (resampled on load); segment: samples per
     item (or ``segment_seconds``); peak: peak-normalise each clip to this level (None: off);
@@ -47,6 +57,12 @@ class AudioFolder(torch.utils.data.Dataset):
         if (segment is None) == (segment_seconds is None):
             raise ValueError("give exactly one of segment (samples) or segment_seconds")
         self.paths = [Path(p) for p in paths]
+        empty = [p for p in self.paths if p.is_file() and _frames(p) == 0]
+        if empty:  # e.g. two fillets-ng utterances are zero-length files
+            warnings.warn(f"AudioFolder skips {len(empty)} audio file(s) holding no samples: {[str(p) for p in empty]}")
+            self.paths = [p for p in self.paths if p not in empty]
+            if not self.paths:
+                raise ValueError("AudioFolder: every audio file is empty")
         self.sample_rate = int(sample_rate)
         self.segment = int(segment) if segment is not None else int(round(segment_seconds * self.sample_rate))
         if self.segment <= 0:

@@ -35,18 +35,27 @@ def list_images(root: str | os.PathLike) -> list[Path]:
 
 
 class ImageFolder(torch.utils.data.Dataset):
-    """paths: image files; size: crop side; resize: short side before cropping (>= size);
+    """paths: image files (or scikit-image photo names, see ``zoo.data.offline.load_photo``); size:
+    crop side; resize: short side before cropping (>= size), or ``[lo, hi]``: seeded items are
+    rescaled to a random short side in [lo, hi] (random-scale crops; unseeded items use ``lo``);
     random_crop / hflip: augmentations for seeded items; preload: decode and resize every
     image once into memory (small corpora)."""
 
-    def __init__(self, paths: list[str | os.PathLike], size: int = 256, resize: int | None = None,
+    def __init__(self, paths: list[str | os.PathLike], size: int = 256, resize: int | list[int] | None = None,
                  random_crop: bool = True, hflip: bool = False, preload: bool = False):
         if not paths:
             raise ValueError("ImageFolder needs at least one image path")
         self.paths = [Path(p) for p in paths]
-        self.size, self.resize = int(size), int(resize or size)
-        if self.resize < self.size:
-            raise ValueError(f"resize ({self.resize}) must be >= size ({self.size})")
+        self.size = int(size)
+        if isinstance(resize, (list, tuple)):
+            if len(resize) != 2 or int(resize[0]) > int(resize[1]):
+                raise ValueError(f"resize range must be [lo, hi] with lo <= hi, got {resize!r}")
+            self.resize_range = (int(resize[0]), int(resize[1]))
+        else:
+            self.resize_range = (int(resize or size),) * 2
+        self.resize = self.resize_range[1]
+        if self.resize_range[0] < self.size:
+            raise ValueError(f"resize ({self.resize_range[0]}) must be >= size ({self.size})")
         self.random_crop, self.hflip = bool(random_crop), bool(hflip)
         self.classes = sorted({p.parent.name for p in self.paths})
         self._cache = [self._load(p) for p in self.paths] if preload else None
@@ -59,10 +68,15 @@ class ImageFolder(torch.utils.data.Dataset):
         from .offline import load_photo
         from PIL import Image
 
-        with Image.open(path) as im:
-            w, h = im.size
+        if not path.exists():  # a scikit-image photo name
+            full = load_photo(str(path), size=None)
+            h, w = full.shape[-2:]
+        else:
+            with Image.open(path) as im:
+                w, h = im.size
         scale = self.resize / min(w, h)
-        return load_photo(path, size=(max(self.resize, round(h * scale)), max(self.resize, round(w * scale))))
+        size = (max(self.resize, round(h * scale)), max(self.resize, round(w * scale)))
+        return load_photo(path if path.exists() else str(path), size=size)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -70,6 +84,14 @@ class ImageFolder(torch.utils.data.Dataset):
     def get(self, index: int, gen: torch.Generator | None = None) -> torch.Tensor:
         """Item ``index``; augmented with ``gen`` when given, centre crop otherwise."""
         img = self._cache[index] if self._cache is not None else self._load(self.paths[index])
+        lo, hi = self.resize_range
+        if lo != hi:
+            side = lo if gen is None else int(torch.randint(lo, hi + 1, (1,), generator=gen))
+            if side != min(img.shape[-2:]):
+                scale = side / min(img.shape[-2:])
+                hw = (max(side, round(img.shape[-2] * scale)), max(side, round(img.shape[-1] * scale)))
+                img = torch.nn.functional.interpolate(img[None], size=hw, mode="bilinear", antialias=True,
+                                                      align_corners=False)[0].clamp(0.0, 1.0)
         if gen is None:
             return center_crop(img, self.size).contiguous()
         img = random_crop(img, self.size, gen) if self.random_crop else center_crop(img, self.size)

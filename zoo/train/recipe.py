@@ -35,7 +35,8 @@ def _yaml(text_or_file):
     return yaml.load(text_or_file, Loader=_Loader)  # noqa: S506 (SafeLoader subclass)
 
 
-__all__ = ["DEFAULTS", "load_recipe", "apply_overrides", "parse_override", "merge", "validate_recipe"]
+__all__ = ["DEFAULTS", "SMOKE", "load_recipe", "load_smoke_recipe", "apply_overrides", "parse_override", "merge",
+           "validate_recipe"]
 
 DEFAULTS: dict[str, Any] = {
     "name": None,
@@ -58,11 +59,16 @@ DEFAULTS: dict[str, Any] = {
     "tensorboard": True,
     "find_unused_parameters": True,
     "freeze": [],                  # glob patterns of parameter names kept fixed (two-stage recipes)
-    "model": {"name": None, "class": None, "kwargs": {}, "init_from": None, "init_strict": True},
+    "monitor": "stats/recon_mse",  # the logged reconstruction loss that must fall (tests of tiny recipes)
+    "smoke": [],                   # key=value overrides that shrink a paper recipe to a 2-step CPU check
+    # setup: "pkg.module:fn" called as fn(model, **setup_kwargs) after building (e.g. to attach a
+    # frozen teacher: FlexTok's REPA encoder, FQGAN / TokenFlow semantic teachers)
+    "model": {"name": None, "class": None, "kwargs": {}, "init_from": None, "init_strict": True,
+              "setup": None, "setup_kwargs": {}},
     "data": {"type": None, "holdout_fraction": 0.1, "split_salt": "zoo", "val": {}},
     "optim": {"name": "adamw", "lr": 1e-4, "betas": [0.9, 0.99], "weight_decay": 1e-4, "eps": 1e-8},
     "schedule": {"name": "cosine", "warmup_steps": 0, "min_lr_ratio": 0.0},
-    "ema": {"decay": 0.0, "start_step": 0, "every": 1},
+    "ema": {"decay": 0.0, "start_step": 0, "every": 1, "warmup": False},
     "losses": {
         "reconstruction": {"type": "l1", "weight": 0.0},
         "perceptual": {"weight": 0.0, "vgg_weights": None, "lpips_weights": None},
@@ -78,22 +84,35 @@ DEFAULTS: dict[str, Any] = {
         "optim": {"name": "adamw", "lr": 1e-4, "betas": [0.5, 0.9], "weight_decay": 1e-4, "eps": 1e-8},
         "schedule": {"name": "constant", "warmup_steps": 0, "min_lr_ratio": 0.0},
     },
+    # RobusTok latent perturbation on any VQ-style quantizer (zoo.quant.perturb); off while alpha == 0.
+    # anneal_start / anneal_end count optimizer steps.
+    "perturbation": {"alpha": 0.0, "delta": 1, "beta": 0.1, "anneal_start": 0, "anneal_end": 0, "end_ratio": 0.5},
     "eval": {"num_samples": 8, "batch_size": 4, "save_samples": 4, "use_ema": True, "metrics": ["psnr"]},
 }
 
 #: sections whose content is passed through to a builder and not checked against DEFAULTS
-FREE_SECTIONS = {("model", "kwargs"), ("data",), ("gan", "discriminators"), ("data", "val")}
+FREE_SECTIONS = {("model", "kwargs"), ("model", "setup_kwargs"), ("data",), ("gan", "discriminators"), ("data", "val")}
 
 #: bare override keys that address nested entries
 ALIASES = {"lr": "optim.lr", "warmup_steps": "schedule.warmup_steps", "ema_decay": "ema.decay",
            "gan_start_step": "gan.start_step"}
 
 
+#: overrides of every smoke check (``--smoke``): 2 CPU steps, tiny batch, GAN on from the start,
+#: no perceptual loss (its VGG16 weights are not available offline); the recipe's own ``smoke``
+#: list (model / data shrinking) comes after these, the user's overrides last.
+SMOKE = ["max_steps=2", "batch_size=2", "grad_accum=1", "device=cpu", "mixed_precision=no", "num_workers=0",
+         "log_every=1", "eval_every=0", "checkpoint_every=0", "eval.num_samples=1", "eval.batch_size=1",
+         "eval.save_samples=1", "tensorboard=false", "progress=false", "losses.perceptual.weight=0",
+         "gan.start_step=0", "data.max_files=8", "data.max_val_files=2"]
+
+
 def merge(base: dict, update: dict) -> dict:
-    """Recursive dict merge (``update`` wins; lists and scalars are replaced)."""
+    """Recursive dict merge (``update`` wins; lists, scalars and ``*kwargs`` dicts are replaced whole,
+    so a child recipe that names another model does not inherit the parent's constructor arguments)."""
     out = copy.deepcopy(base)
     for k, v in update.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and not str(k).endswith("kwargs"):
             out[k] = merge(out[k], v)
         else:
             out[k] = copy.deepcopy(v)
@@ -110,11 +129,21 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
         data = _yaml(f) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a recipe must be a YAML mapping, got {type(data).__name__}")
+    _resolve_class_file(data, path.parent)
     parent = data.pop("inherit", None)
     if parent:
         base = _read_yaml(path.parent / parent, seen + (path,))
         data = merge(base, data)
     return data
+
+
+def _resolve_class_file(data: dict, folder: Path) -> None:
+    """``model.class: some_file.py:Class`` is relative to the recipe's folder when the file is there."""
+    spec = (data.get("model") or {}).get("class") if isinstance(data.get("model"), dict) else None
+    if isinstance(spec, str) and ".py:" in spec:
+        file, name = spec.rsplit(":", 1)
+        if not Path(file).is_absolute() and (folder / file).is_file():
+            data["model"]["class"] = f"{(folder / file).resolve()}:{name}"
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -185,6 +214,8 @@ def validate_recipe(recipe: dict, schema: dict = DEFAULTS, path: tuple[str, ...]
 
 
 def _intify(recipe: dict) -> dict:
+    if recipe.get("mixed_precision") is False:  # YAML 1.1 reads a bare `no` as false
+        recipe["mixed_precision"] = "no"
     for key in ("max_steps", "batch_size", "grad_accum", "keep_last", "log_every", "eval_every",
                 "checkpoint_every", "num_workers", "seed"):
         v = recipe.get(key)
@@ -202,3 +233,12 @@ def load_recipe(path: str | os.PathLike, overrides: Iterable[str] = ()) -> dict:
         recipe["name"] = Path(path).stem
     validate_recipe(recipe)
     return recipe
+
+
+def load_smoke_recipe(path: str | os.PathLike, overrides: Iterable[str] = ()) -> dict:
+    """The recipe shrunk for a 2-step CPU check: :data:`SMOKE`, then the recipe's ``smoke`` list,
+    then ``overrides``."""
+    own = load_recipe(path, overrides).get("smoke") or []
+    if not isinstance(own, list) or not all(isinstance(o, str) for o in own):
+        raise ValueError(f"{path}: smoke must be a list of 'key=value' strings")
+    return load_recipe(path, [*SMOKE, *own, *overrides])
