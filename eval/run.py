@@ -5,6 +5,11 @@ tokenizer's modality) in batches on ``--device``, updates the requested metrics 
 ``--out/report.json`` (metric -> value + protocol), ``report.md`` and PNG figures. Under
 ``accelerate launch`` (or torchrun) global batches are dealt round-robin to the processes and
 the torchmetrics states are synchronised, so the numbers do not depend on the process count.
+
+``pfid`` and every ``p_<metric>`` use one perturbed reconstruction per batch (RobusTok's latent
+perturbation, ``eval.pfid``; ``--perturb-alpha/--perturb-delta/--perturb-seed/--perturb-mode``,
+alias ``--pfid-*``), compared with the original input as the clean metric is; each such entry
+carries alpha, delta, seed and the measured fraction of changed tokens in its protocol and label.
 """
 from __future__ import annotations
 
@@ -22,11 +27,14 @@ import torch
 
 __all__ = ["main", "build_parser", "evaluate", "METRICS"]
 
-#: metrics by modality (audio ones come from eval.audio.AUDIO_METRICS)
+#: metrics by modality (audio ones come from eval.audio.AUDIO_METRICS); ``p_<metric>`` is the metric
+#: of the latent-perturbed reconstruction against the original (eval.pfid; --perturb-alpha/-delta/-seed)
 METRICS = {
-    "image": ("psnr", "ssim", "ms_ssim", "lpips", "rfid", "pfid", "usage"),
-    "video": ("psnr", "ssim", "lpips", "fvd", "usage"),
-    "audio": ("si_sdr", "mel_distance", "pesq", "stoi", "utmos", "dnsmos", "usage"),
+    "image": ("psnr", "ssim", "ms_ssim", "lpips", "rfid", "pfid", "usage",
+              "p_psnr", "p_ssim", "p_ms_ssim", "p_lpips"),
+    "video": ("psnr", "ssim", "lpips", "fvd", "usage", "p_psnr", "p_ssim", "p_lpips", "p_fvd"),
+    "audio": ("si_sdr", "mel_distance", "pesq", "stoi", "utmos", "dnsmos", "usage",
+              "p_si_sdr", "p_mel_distance", "p_pesq", "p_stoi", "p_utmos", "p_dnsmos"),
 }
 DEFAULTS = {
     "image": ("psnr", "ssim", "ms_ssim", "lpips", "rfid", "usage"),
@@ -42,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="folder of images / audio (wav, flac, ogg) / videos, or "
                    "offline:photos, offline:speech_nl|en|alsa, offline:photo_clips")
     p.add_argument("--metrics", default=None, help="comma-separated; default by modality: "
-                   + "; ".join(f"{m}: {','.join(v)}" for m, v in DEFAULTS.items()))
+                   + "; ".join(f"{m}: {','.join(v)}" for m, v in DEFAULTS.items())
+                   + ". p_<metric> (e.g. p_stoi, p_pesq, p_mel_distance, p_psnr, p_fvd): the metric of the "
+                   "reconstruction from latent-perturbed tokens against the original (--perturb-*)")
     p.add_argument("--out", required=True, help="output folder (report.json, report.md, figures)")
     p.add_argument("--device", default=None, help="cuda when present, else cpu")
     p.add_argument("--batch-size", type=int, default=8)
@@ -62,10 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-fid-reference", default=None, help="write the evaluated images' statistics to this .npz")
     p.add_argument("--lpips-net", default="alex", choices=("alex", "vgg", "squeeze"))
     p.add_argument("--lpips-weights", default=None, help="torchvision backbone weights (else $ZOO_LPIPS_WEIGHTS)")
-    p.add_argument("--pfid-alpha", type=float, default=None)
-    p.add_argument("--pfid-delta", type=int, default=None)
-    p.add_argument("--pfid-seed", type=int, default=0)
-    p.add_argument("--pfid-mode", default="encoder", choices=("encoder", "tokens"))
+    p.add_argument("--pfid-alpha", "--perturb-alpha", type=float, default=None, help="latent perturbation of "
+                   "pfid and the p_<metric> metrics: per-token probability (default 0.5)")
+    p.add_argument("--pfid-delta", "--perturb-delta", type=int, default=None, help="candidate count (default 100, "
+                   "capped at the codebook size)")
+    p.add_argument("--pfid-seed", "--perturb-seed", type=int, default=0)
+    p.add_argument("--pfid-mode", "--perturb-mode", default="encoder", choices=("encoder", "tokens"),
+                   help="candidates nearest to the encoder output (RobusTok) or to the token's own code")
     p.add_argument("--i3d-weights", default=None, help="Kinetics-400 I3D weights (else $ZOO_I3D_WEIGHTS)")
     p.add_argument("--utmos-weights", default=None)
     p.add_argument("--sweep", default="auto", help="token counts for the quality-vs-tokens curve of "
@@ -193,6 +206,10 @@ class _Suite:
         m = self.modality
         if name not in METRICS[m]:
             raise ValueError(f"metric {name!r} is not available for {m} tokenizers; choose from {METRICS[m]}")
+        from .pfid import base_metric
+
+        if base_metric(name) is not None:
+            return self._add_perturbed(name, shape)
         if name in ("psnr", "ssim", "ms_ssim"):
             if name == "ms_ssim" and min(shape[-2:]) < MS_SSIM_MIN_SIZE:
                 raise ValueError(f"MS-SSIM needs inputs of at least {MS_SSIM_MIN_SIZE} px, got {shape[-2:]}")
@@ -219,10 +236,7 @@ class _Suite:
                 ok, why = supports_pfid(self.tok)
                 if not ok:
                     raise ValueError(f"pFID: {why}")
-                alpha = DEFAULT_ALPHA if self.args.pfid_alpha is None else self.args.pfid_alpha
-                delta = effective_delta(self.tok, DEFAULT_DELTA if self.args.pfid_delta is None
-                                        else self.args.pfid_delta)
-                self.pfid_params = (alpha, delta, self.args.pfid_seed)
+                alpha, delta, seed = self._perturb_params()
                 self.protocols[name].update(pfid_protocol(alpha, delta, self.args.pfid_seed, self.args.pfid_mode))
                 self.labels[name] = pfid_label(alpha, delta, self.args.pfid_seed)
         elif name == "fvd":
@@ -257,6 +271,57 @@ class _Suite:
                          in ln), AUDIO_METRICS[name].__doc__.split("\n")[0] if AUDIO_METRICS[name].__doc__ else name)
             self.protocols[name] = {"definition": line, "sample_rate": int(self.tok.sample_rate)}
 
+    def _perturb_params(self) -> tuple[float, int, int]:
+        """(alpha, effective delta, seed) of the latent perturbation, shared by pfid and every p_<metric>;
+        also creates the measured changed-token fraction."""
+        if getattr(self, "pfid_params", None) is None:
+            from torchmetrics.aggregation import MeanMetric
+
+            from .pfid import DEFAULT_ALPHA, DEFAULT_DELTA, effective_delta
+
+            alpha = DEFAULT_ALPHA if self.args.pfid_alpha is None else self.args.pfid_alpha
+            if not 0.0 <= alpha <= 1.0:
+                raise ValueError(f"--perturb-alpha must lie in [0, 1], got {alpha}")
+            if self.args.pfid_delta is not None and self.args.pfid_delta < 1:
+                raise ValueError(f"--perturb-delta must be >= 1, got {self.args.pfid_delta}")
+            delta = effective_delta(self.tok, DEFAULT_DELTA if self.args.pfid_delta is None else self.args.pfid_delta)
+            self.pfid_params = (alpha, delta, self.args.pfid_seed)
+            self.changed = MeanMetric().to(self.device)  # fraction of tokens the perturbation changed
+        return self.pfid_params
+
+    def _add_perturbed(self, name: str, shape) -> None:
+        """``p_<metric>``: the clean metric's definition on perturbed reconstructions (same protocol)."""
+        from .pfid import base_metric, perturbation_protocol, perturbed_label, supports_pfid, token_definition
+
+        base = base_metric(name)
+        ok, why = supports_pfid(self.tok)
+        if not ok:
+            raise ValueError(f"{name}: latent perturbation unavailable: {why}")
+        alpha, delta, seed = self._perturb_params()
+        kept = {d: dict(getattr(self, d)) for d in ("metrics", "protocols", "labels")}
+        self._add(base, shape)  # builds the clean metric under its own name, then moves it to `name`
+        self.metrics[name], self.protocols[name] = self.metrics.pop(base), dict(self.protocols.pop(base))
+        self.labels.pop(base, None)
+        for d, saved in kept.items():  # the clean metric of the same name, when requested too, is untouched
+            if base in saved:
+                getattr(self, d)[base] = saved[base]
+        unit = {"audio": "clip", "video": "clip"}.get(self.modality, "image")
+        self.protocols[name].update(perturbation_protocol(alpha, delta, seed, self.args.pfid_mode, unit=unit),
+                                    token=token_definition(self.tok), compared_with=f"the original input, as {base}")
+        self.labels[name] = perturbed_label(base, alpha, delta, seed)
+
+    def perturbed(self, x, tokens, batch_index: int):
+        """Reconstruction of ``x`` from perturbed tokens (None when no perturbed metric is requested)."""
+        if getattr(self, "pfid_params", None) is None:
+            return None
+        from .pfid import changed_fraction, decode_kwargs, perturbed_tokens
+
+        alpha, delta, seed = self.pfid_params
+        pt = perturbed_tokens(self.tok, x, alpha, delta, seed + batch_index, self.args.pfid_mode)
+        if pt.ids.shape == tokens.ids.shape:
+            self.changed.update(changed_fraction(tokens.ids, pt.ids), weight=tokens.ids.numel())
+        return _decode(self.tok, pt, x, **decode_kwargs(self.tok, self.args.seed + batch_index))
+
     # ------------------------------------------------------------------ per batch
     def real_features(self, x):
         """Inception features of the original images (None when a reference .npz replaces them)."""
@@ -266,34 +331,38 @@ class _Suite:
         return fid.features(x) if fid is not None else None
 
     def update(self, x, recon, tokens, lengths, batch_index: int, real=None) -> None:
+        from .pfid import base_metric
+
         m = self.metrics
+        xp = self.perturbed(x, tokens, batch_index)  # shared by pfid and every p_<metric>
         if self.modality == "audio":
             for name, metric in m.items():
                 if name != "usage":
-                    metric.update(recon, x, lengths=lengths)
+                    metric.update(recon if base_metric(name) is None else xp, x, lengths=lengths)
         else:
             frames_x = x if self.modality == "image" else x.transpose(1, 2).flatten(0, 1)
             frames_r = recon if self.modality == "image" else recon.transpose(1, 2).flatten(0, 1)
+            frames_p = None if xp is None else xp if self.modality == "image" else xp.transpose(1, 2).flatten(0, 1)
             for name in ("psnr", "ssim", "ms_ssim", "lpips"):
                 if name in m:
                     m[name].update(frames_r, frames_x)
+                if "p_" + name in m:
+                    m["p_" + name].update(frames_p, frames_x)
             if "rfid" in m or "pfid" in m:
                 if "rfid" in m:
                     if real is not None:
                         m["rfid"].update_features(real, real=True)
                     m["rfid"].update(recon, real=False)
                 if "pfid" in m:
-                    from .pfid import decode_kwargs, perturbed_reconstruction
-
-                    alpha, delta, seed = self.pfid_params
-                    xp = perturbed_reconstruction(self.tok, x, alpha, delta, seed + batch_index, self.args.pfid_mode,
-                                                  **decode_kwargs(self.tok, self.args.seed + batch_index))
                     if real is not None:
                         m["pfid"].update_features(real, real=True)
                     m["pfid"].update(xp, real=False)
             if "fvd" in m:
                 m["fvd"].update(x, real=True)
                 m["fvd"].update(recon, real=False)
+            if "p_fvd" in m:
+                m["p_fvd"].update(x, real=True)
+                m["p_fvd"].update(xp, real=False)
         if "usage" in m:
             tl = tokens.lengths
             if tl is None and lengths is not None and hasattr(self.tok, "token_shape"):
@@ -332,11 +401,22 @@ class _Suite:
 
     def results(self) -> dict[str, dict]:
         out = {}
+        changed = None
+        if getattr(self, "pfid_params", None) is not None:
+            import warnings
+
+            with warnings.catch_warnings():  # every process computes (collective), even one without batches
+                warnings.simplefilter("ignore")
+                changed = float(self.changed.compute())
+            changed = None if math.isnan(changed) else changed
         for name, metric in self.metrics.items():
             value = metric.compute()
-            if isinstance(value, dict) and set(value) == {name}:
-                value = value[name]
+            key = name[2:] if name.startswith("p_") else name  # p_psnr computes {"psnr": ...}
+            if isinstance(value, dict) and set(value) == {key}:
+                value = value[key]
             entry = {"value": value, "protocol": self.protocols.get(name, {})}
+            if changed is not None and (name == "pfid" or name.startswith("p_")):
+                entry["protocol"] = {**entry["protocol"], "measured_changed_fraction": changed}
             if name in self.labels:
                 entry["label"] = self.labels[name]
             out[name] = entry

@@ -55,7 +55,7 @@ def resolve_weights(what: str, filename: str, *, path: str | os.PathLike | None 
             except Exception as e:  # network errors come in many types
                 errors.append(f"{url}: {type(e).__name__}: {e}")
                 log.warning("could not download %s weights from %s: %s", what, url, e)
-    how = [f"pass the file's path" + (f" with {cli_flag}" if cli_flag else "")]
+    how = ["pass the file's path" + (f" with {cli_flag}" if cli_flag else "")]
     if env:
         how.append(f"set the environment variable {env}=/path/to/{filename}")
     how.append(f"or put it at {cached}")

@@ -215,11 +215,14 @@ class LatentPerturbation:
     of the batch (leading rows) perturbed. seed: seeds a private generator (None: global RNG).
     schedule: optional :class:`PerturbationSchedule`; :meth:`step` applies it.
     always: also perturb in eval mode (evaluation); by default only modules in training mode are.
+    clean_first: make the quantizer's own (clean) code candidate 0 even when float ties or near-duplicate
+    codes make the top-delta search rank another code first (the evaluation helpers set it, so that
+    an unsampled token never changes and a token changes with probability alpha * (1 - 1/delta)).
     """
 
     def __init__(self, alpha: float, delta: int, beta: float = 1.0, seed: int | None = None,
-                 schedule: PerturbationSchedule | None = None, always: bool = False):
-        self.schedule, self.always, self.seed = schedule, always, seed
+                 schedule: PerturbationSchedule | None = None, always: bool = False, clean_first: bool = False):
+        self.schedule, self.always, self.seed, self.clean_first = schedule, always, seed, clean_first
         self.set(alpha, delta, beta)
         self._generators: dict[torch.device, torch.Generator] = {}
         self.calls = 0
@@ -274,6 +277,8 @@ class LatentPerturbation:
             generator = self.generator(query.device)
         flat = query.reshape(-1, query.shape[-1]).detach()
         cands, _ = topk_candidates(flat.to(codebook.dtype), codebook.detach(), self.delta)
+        if self.clean_first:
+            cands = _clean_first(cands, ids.reshape(-1))
         new = sample_candidates(cands, self.alpha, generator).view(ids.shape)
         rows = torch.arange(ids.shape[0], device=ids.device) < int(ids.shape[0] * self.beta)
         return torch.where(rows.view(-1, *([1] * (ids.dim() - 1))), new, ids)
@@ -312,6 +317,16 @@ class LatentPerturbation:
         return handles
 
 
+def _clean_first(cands: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """candidates ``[M, delta]``, clean ids ``[M]`` -> candidates with the clean id in column 0, the
+    others in their order (the last one dropped when the clean id was not among them)."""
+    m, delta = cands.shape
+    ext = torch.cat([clean[:, None].to(cands.dtype), cands], 1)
+    key = torch.arange(delta + 1, device=cands.device).expand(m, -1).clone()
+    key[:, 1:].masked_fill_(cands == clean[:, None], 2 * delta + 2)  # duplicates of the clean id go last
+    return ext.gather(1, key.argsort(dim=1, stable=True)[:, :delta])
+
+
 def is_supported(q: nn.Module) -> bool:
     """True when ``q`` is a quantizer the perturbation can hook (built-in kinds or ``perturbation_space``)."""
     return hasattr(q, "perturbation_space") or _supported(q)
@@ -346,7 +361,7 @@ class _attached:
 def encode_perturbed(tokenizer, x: torch.Tensor, alpha: float, delta: int, seed: int = 0, beta: float = 1.0):
     """``tokenizer.encode(x)`` with RobusTok's perturbation applied to every leaf quantizer
     (candidates nearest to the encoder output, all rows when beta=1). Deterministic for a seed."""
-    pert = LatentPerturbation(alpha, delta, beta, seed=seed, always=True)
+    pert = LatentPerturbation(alpha, delta, beta, seed=seed, always=True, clean_first=True)
     with _attached(pert, tokenizer):
         tokens = tokenizer.encode(x)
     if pert.active and pert.calls == 0:
@@ -373,7 +388,7 @@ def perturb_tokens(tokenizer, tokens, alpha: float, delta: int, seed: int = 0, b
         raise TypeError(f"perturb_tokens needs exactly one zoo quantizer in {type(tokenizer).__name__}, "
                         f"found {len(tops)}; use encode_perturbed")
     tables = code_tables(tops[0])
-    pert = LatentPerturbation(alpha, delta, beta, seed=seed)
+    pert = LatentPerturbation(alpha, delta, beta, seed=seed, clean_first=True)
     ids = tokens.ids
     grouped = ids if ids.dim() == 3 else ids[..., None]
     if grouped.shape[-1] != len(tables):
