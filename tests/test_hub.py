@@ -6,6 +6,15 @@ from zoo.hub import WeightSource, WeightsNotFoundError, resolve_file, resolve_so
 REPO, REV = "zoo-tests/tiny", "0123456789abcdef0123456789abcdef01234567"
 
 
+@pytest.fixture
+def offline(monkeypatch):
+    """HF_HUB_OFFLINE=1 (huggingface_hub reads it at import time, so patch its constant too)."""
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
 def make_hf_cache(root, files: dict[str, bytes]):
     """Lay out an HF hub cache the way huggingface_hub writes it (blobs + snapshots + refs)."""
     repo_dir = root / f"models--{REPO.replace('/', '--')}"
@@ -28,16 +37,14 @@ def test_local_folder_and_file(tmp_path):
         resolve_file(tmp_path / "nope" / "x", "x")
 
 
-def test_prepopulated_hf_cache_offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_prepopulated_hf_cache_offline(tmp_path, offline):
     make_hf_cache(tmp_path, {"config.json": b"{}", "model.safetensors": b"w"})
     path = resolve_file(REPO, "config.json", revision=REV, cache_dir=tmp_path)
     assert path.read_bytes() == b"{}"
     assert resolve_file(REPO, "model.safetensors", cache_dir=tmp_path).read_bytes() == b"w"  # via refs/main
 
 
-def test_offline_error_names_repo_file_and_remedy(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_offline_error_names_repo_file_and_remedy(tmp_path, offline):
     with pytest.raises(WeightsNotFoundError) as e:
         resolve_file("someone/missing-model", "model.safetensors", revision="abc", cache_dir=tmp_path)
     msg = str(e.value)
