@@ -1,9 +1,12 @@
 """Periodic held-out evaluation: reconstruct, measure, write sample reconstructions.
 
-Images / video: PSNR (``eval.image.psnr`` when the eval package is importable, the same
-formula otherwise); audio: SI-SDR and log-mel L1 (``eval.audio``; SI-SDR alone otherwise);
+Images / video: PSNR (``eval.image.psnr``); audio: SI-SDR and log-mel L1 (``eval.audio``);
 every modality: ``recon_mse`` and, for single-codebook tokenizers, ``codebook_usage`` (fraction
 of codes used on the held-out set). Samples go to ``<out_dir>/samples/step_XXXXXXXX.*``.
+
+The metric functions are imported from ``eval`` lazily, at evaluation time only: the one place
+where ``zoo`` calls into ``eval`` (the training issue asks for ``eval/`` metrics during training;
+``eval`` is installed with ``zoo``, and importing ``zoo`` never imports it).
 """
 from __future__ import annotations
 
@@ -26,22 +29,14 @@ def reconstruct(model, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
 
 
 def _psnr(preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    try:
-        from eval.image import psnr
-    except ImportError:
-        mse = (preds.double().clamp(0, 1) - target.double()).square().flatten(1).mean(1)
-        return (10 * torch.log10(1.0 / mse)).float()
+    from eval.image import psnr  # lazy: eval ships in the same distribution (see module docstring)
+
     return psnr(preds.clamp(0, 1), target)
 
 
 def _audio_metrics(preds: torch.Tensor, target: torch.Tensor, rate: int | None) -> dict[str, torch.Tensor]:
-    try:
-        from eval.audio import mel_distance, si_sdr
-    except ImportError:
-        p = preds.double() - preds.double().mean(-1, keepdim=True)
-        t = target.double() - target.double().mean(-1, keepdim=True)
-        proj = (p * t).sum(-1, keepdim=True) / ((t * t).sum(-1, keepdim=True) + 1e-12) * t
-        return {"si_sdr": 10 * torch.log10((proj.square().sum(-1) + 1e-12) / ((p - proj).square().sum(-1) + 1e-12))}
+    from eval.audio import mel_distance, si_sdr
+
     out = {"si_sdr": si_sdr(preds, target)}
     if rate:
         out["mel_distance"] = mel_distance(preds, target, rate)
