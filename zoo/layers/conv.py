@@ -27,6 +27,19 @@ def group_norm(channels: int, num_groups: int = 32, eps: float = 1e-6) -> nn.Gro
     return nn.GroupNorm(num_groups, channels, eps=eps, affine=True)
 
 
+def run_levels(levels: nn.ModuleList, h: torch.Tensor, resample: str) -> torch.Tensor:
+    """Run each resolution level of an encoder / decoder: ``res[j]`` (then ``attn[j]`` when the
+    level has attention) for every block, then the level's ``resample`` module if it has one."""
+    for level in levels:
+        for j, res in enumerate(level.res):
+            h = res(h)
+            if len(level.attn):
+                h = level.attn[j](h)
+        if hasattr(level, resample):
+            h = getattr(level, resample)(h)
+    return h
+
+
 class ResnetBlock(nn.Module):
     """x ``[B, in, H, W]`` -> ``[B, out, H, W]``: ``shortcut(x) + conv2(drop(act(n2(conv1(act(n1(x)))))))``."""
 
@@ -156,13 +169,7 @@ class ConvEncoder2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv_in(x)
-        for level in self.conv_blocks:
-            for j, res in enumerate(level.res):
-                h = res(h)
-                if len(level.attn):
-                    h = level.attn[j](h)
-            if hasattr(level, "downsample"):
-                h = level.downsample(h)
+        h = run_levels(self.conv_blocks, h, "downsample")
         for blk in self.mid:
             h = blk(h)
         if hasattr(self, "conv_out"):
@@ -216,11 +223,5 @@ class ConvDecoder2d(nn.Module):
         h = self.conv_in(z)
         for blk in self.mid:
             h = blk(h)
-        for level in self.conv_blocks:
-            for j, res in enumerate(level.res):
-                h = res(h)
-                if len(level.attn):
-                    h = level.attn[j](h)
-            if hasattr(level, "upsample"):
-                h = level.upsample(h)
+        h = run_levels(self.conv_blocks, h, "upsample")
         return self.conv_out(F.silu(self.norm_out(h)))

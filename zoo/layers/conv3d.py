@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .conv import run_levels
+
 __all__ = ["CausalConv3d", "FrameGroupNorm", "CausalResBlock3d", "CausalDownsample3d", "CausalUpsample3d",
            "FrameAttention3d", "CausalConvEncoder3d", "CausalConvDecoder3d", "inflate_conv_weight",
            "inflate_state_dict", "causal_frames_after"]
@@ -227,13 +229,7 @@ class CausalConvEncoder3d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv_in(x)
-        for level in self.conv_blocks:
-            for j, res in enumerate(level.res):
-                h = res(h)
-                if len(level.attn):
-                    h = level.attn[j](h)
-            if hasattr(level, "downsample"):
-                h = level.downsample(h)
+        h = run_levels(self.conv_blocks, h, "downsample")
         for blk in self.mid:
             h = blk(h)
         return self.conv_out(F.silu(self.norm_out(h)))
@@ -285,13 +281,7 @@ class CausalConvDecoder3d(nn.Module):
         h = self.conv_in(z)
         for blk in self.mid:
             h = blk(h)
-        for level in self.conv_blocks:
-            for j, res in enumerate(level.res):
-                h = res(h)
-                if len(level.attn):
-                    h = level.attn[j](h)
-            if hasattr(level, "upsample"):
-                h = level.upsample(h)
+        h = run_levels(self.conv_blocks, h, "upsample")
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
