@@ -18,7 +18,8 @@ from typing import Callable
 
 import torch
 
-__all__ = ["Case", "Result", "run_case", "benchmark", "time_call", "peak_memory_mb", "write_report"]
+__all__ = ["Case", "Result", "run_case", "benchmark", "time_call", "peak_memory_mb", "write_report",
+           "compare_dmel", "write_dmel_report"]
 
 
 @dataclass
@@ -239,3 +240,158 @@ def _plot(results: list[dict], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- dMel vs the dmel package
+def _official_dmel():
+    """Apple's ``dmel`` package (PyPI) with the official example's settings (``run_example.py``)."""
+    import dmel
+
+    logmel = dmel.LogMelFbank(sampling_freq=16000, n_fft=1024, frame_size_ms=50, frame_stride_ms=12.5,
+                              n_filterbank=80, low_freq=80, high_freq=7600)
+    return dmel.DiscretizedLogMelFbank(logmelfbank=logmel, n_bits=4, quantize_min_value=-7, quantize_max_value=2)
+
+
+def _dmel_pair():
+    """(official callable, zoo callable): ``[B, T]`` 16 kHz audio -> ids ``[B, F + 2, 80]`` with bos / eos."""
+    import zoo
+
+    ref = _official_dmel()
+    tok = zoo.load_official("dmel", None, None).eval()
+
+    def lengths(x):
+        return torch.full((x.shape[0],), x.shape[-1], dtype=torch.long)
+
+    return (lambda x: ref(x, lengths(x))[0]), (lambda x: tok.encode(x, bos_eos=True, lengths=lengths(x)).ids)
+
+
+def _reset_peak_rss() -> bool:
+    """Reset this process's peak RSS (``VmHWM``) to the current RSS (Linux); False if unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def _dmel_peak_worker(side: str, batch: int, seconds: float, threads: int | None, queue) -> None:
+    """Peak extra resident memory (MiB) of one tokenisation, in a fresh process."""
+    try:
+        if threads:
+            torch.set_num_threads(threads)
+        official, ours = _dmel_pair()
+        fn = official if side == "official" else ours
+        x = _dmel_input(batch, seconds)
+        with torch.inference_mode():
+            fn(x[:, :16000])  # first-call allocations (plans, windows) are not per-input memory
+        import gc
+
+        gc.collect()
+        before = _status_mb("VmRSS")
+        if not _reset_peak_rss():
+            queue.put(("ok", float("nan")))
+            return
+        with torch.inference_mode():
+            fn(x)
+        queue.put(("ok", _status_mb("VmHWM") - before))
+    except Exception as e:  # reported by the parent
+        queue.put(("error", f"{type(e).__name__}: {e}"))
+
+
+def _dmel_input(batch: int, seconds: float) -> torch.Tensor:
+    from zoo.data.offline import load_speech, speech_paths
+
+    clip = load_speech(speech_paths("alsa")[1], 16000)
+    n = int(seconds * 16000)
+    clip = clip.repeat(n // clip.numel() + 1)[:n]
+    return clip[None].repeat(batch, 1).contiguous()
+
+
+def compare_dmel(batch_sizes=(1, 8), seconds=(10.0, 60.0), repeats: int = 30, warmup: int = 2,
+                 threads: int | None = None, memory: bool = True, block: int = 5) -> list[dict]:
+    """The zoo dMel tokenizer against the ``dmel`` package on the same real speech.
+
+    For each (batch, seconds): checks that the ids (with bos / eos, the package's output) are
+    identical, times both interleaved in blocks of ``block`` calls (official, zoo, zoo, official, ...
+    so CPU contention hits both alike, each block after one untimed call so that neither side pays
+    for the caches the other one evicted; medians of about ``repeats`` calls after ``warmup``, as wall
+    time and as process CPU time, which other processes on a shared machine disturb far less), and,
+    with ``memory``, measures the peak
+    extra resident memory of one call of each in a fresh spawned process.
+    Raises ImportError when the ``dmel`` package is not installed.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("dmel") is None:
+        raise ImportError("compare_dmel needs Apple's dmel package: pip install dmel")
+    if threads:
+        torch.set_num_threads(threads)
+    official, ours = _dmel_pair()
+    ctx = mp.get_context("spawn")
+    out = []
+    for b in batch_sizes:
+        for sec in seconds:
+            x = _dmel_input(int(b), float(sec))
+            with torch.inference_mode():
+                ref_ids, our_ids = official(x), ours(x)
+                for _ in range(warmup):
+                    official(x), ours(x)
+                times = {"official": [], "zoo": []}
+                cpu = {"official": [], "zoo": []}
+                for i in range(-(-repeats // block)):
+                    order = (("official", official), ("zoo", ours))
+                    for name, fn in (order if i % 2 == 0 else order[::-1]):
+                        fn(x)  # the other implementation just evicted the caches: re-warm, untimed
+                        for _ in range(block):
+                            c0, t0 = time.process_time(), time.perf_counter()
+                            fn(x)
+                            times[name].append((time.perf_counter() - t0) * 1000)
+                            cpu[name].append((time.process_time() - c0) * 1000)
+            row = {"tokenizer": "dmel.official", "batch": int(b), "seconds": float(sec),
+                   "threads": torch.get_num_threads(),
+                   "official_ms": statistics.median(times["official"]), "zoo_ms": statistics.median(times["zoo"]),
+                   "official_cpu_ms": statistics.median(cpu["official"]), "zoo_cpu_ms": statistics.median(cpu["zoo"]),
+                   "ids_identical": bool(ref_ids.shape == our_ids.shape and torch.equal(ref_ids, our_ids))}
+            row["speedup"] = row["official_ms"] / row["zoo_ms"]
+            row["cpu_speedup"] = row["official_cpu_ms"] / row["zoo_cpu_ms"]
+            if memory:
+                for side in ("official", "zoo"):
+                    queue = ctx.Queue()
+                    proc = ctx.Process(target=_dmel_peak_worker, args=(side, int(b), float(sec), threads, queue))
+                    proc.start()
+                    status, value = queue.get()
+                    proc.join()
+                    row[f"{side}_peak_mb"] = value if status == "ok" else float("nan")
+                    if status != "ok":
+                        row[f"{side}_peak_error"] = value
+            out.append(row)
+    return out
+
+
+def write_dmel_report(rows: list[dict], out_dir: str | Path) -> Path:
+    """``dmel_compare.json`` and ``dmel_compare.md`` (a table) in ``out_dir``; returns the .md path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "dmel_compare.json").write_text(json.dumps(rows, indent=2))
+    lines = ["| tokenizer | batch | audio s | threads | dmel package ms | zoo ms | speed-up | package CPU ms | zoo CPU ms | "
+             "CPU speed-up | package peak MB | zoo peak MB | ids identical |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        peak = [f"{r[k]:.0f}" if isinstance(r.get(k), float) and r[k] == r[k] else "-"
+                for k in ("official_peak_mb", "zoo_peak_mb")]
+        lines.append(f"| {r['tokenizer']} | {r['batch']} | {r['seconds']:g} | {r['threads']} | {r['official_ms']:.1f} | "
+                     f"{r['zoo_ms']:.1f} | {r['speedup']:.2f}x | {r['official_cpu_ms']:.1f} | {r['zoo_cpu_ms']:.1f} | "
+                     f"{r['cpu_speedup']:.2f}x | {peak[0]} | {peak[1]} | "
+                     f"{'yes' if r['ids_identical'] else 'NO'} |")
+    path = out_dir / "dmel_compare.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

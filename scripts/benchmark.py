@@ -4,6 +4,8 @@ Examples:
   python scripts/benchmark.py --tokenizers 'titok_*' --batch-sizes 1,8 --sizes 256
   python scripts/benchmark.py --tokenizers wavtokenizer_small_75 --sizes 1,10,60 --device cuda --dtype bf16
   python scripts/benchmark.py --tokenizers flextok_d12_d12 --decode k=1,16,256 --decode steps=8
+  python scripts/benchmark.py --compare-dmel --batch-sizes 1,8 --sizes 10,60 --threads 1 --repeats 31
+    (the zoo dMel tokenizer against Apple's pip package ``dmel``: identical ids, speed, peak memory)
 """
 from __future__ import annotations
 
@@ -40,9 +42,14 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--no-isolate", action="store_true", help="run cases in this process (peak memory shared)")
+    p.add_argument("--no-isolate", action="store_true", help="run cases in this process (peak memory shared; "
+                   "with --compare-dmel: skip the peak-memory processes)")
     p.add_argument("--out", default="bench_out")
+    p.add_argument("--compare-dmel", action="store_true",
+                   help="compare dmel.official with the installed `dmel` package instead (sizes = audio seconds)")
     args = p.parse_args(argv)
+    if args.compare_dmel:
+        return _compare_dmel(args)
 
     names = []
     for pattern in args.tokenizers.split(","):
@@ -57,6 +64,21 @@ def main(argv=None) -> int:
     out = write_report(results, args.out)
     print((out / "results.md").read_text())
     return 1 if any("error" in r for r in results) else 0
+
+
+def _compare_dmel(args) -> int:
+    import importlib.util
+
+    from eval.benchmark import compare_dmel, write_dmel_report
+
+    if importlib.util.find_spec("dmel") is None:
+        print("--compare-dmel needs Apple's dmel package (pip install dmel)", file=sys.stderr)
+        return 2
+    seconds = [float(s) for s in args.sizes.split(",") if s] or [10.0, 60.0]
+    rows = compare_dmel([int(b) for b in args.batch_sizes.split(",")], seconds, repeats=args.repeats,
+                        warmup=args.warmup, threads=args.threads, memory=not args.no_isolate)
+    print(write_dmel_report(rows, args.out).read_text())
+    return 0 if all(r["ids_identical"] for r in rows) else 1
 
 
 if __name__ == "__main__":

@@ -44,3 +44,39 @@ def test_audio_input_is_real_speech_of_requested_length():
     tok = zoo.create_tokenizer(names[0])
     x = make_input(tok, zoo.get_info(names[0]), 2, 1.5)
     assert x.shape == (2, int(1.5 * tok.sample_rate)) and x.abs().max() > 0.05
+
+
+def test_compare_dmel_against_the_package(tmp_path):
+    import pytest
+
+    pytest.importorskip("dmel")
+    from eval.benchmark import compare_dmel, write_dmel_report
+
+    rows = compare_dmel(batch_sizes=(2,), seconds=(1.5,), repeats=1, warmup=0, memory=False)
+    (row,) = rows
+    assert row["ids_identical"] is True  # real speech, the package's own output with bos / eos
+    assert row["batch"] == 2 and row["seconds"] == 1.5
+    assert row["official_ms"] > 0 and row["zoo_ms"] > 0 and row["official_cpu_ms"] >= 0
+    assert row["speedup"] == row["official_ms"] / row["zoo_ms"]
+    md = write_dmel_report(rows, tmp_path).read_text()
+    assert "| dmel.official | 2 | 1.5 |" in md and "| yes |" in md
+    assert json.loads((tmp_path / "dmel_compare.json").read_text())[0]["ids_identical"] is True
+
+
+def test_benchmark_script_compare_dmel(tmp_path, capsys):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    import pytest
+
+    pytest.importorskip("dmel")
+    path = Path(__file__).resolve().parents[2] / "scripts" / "benchmark.py"
+    spec = importlib.util.spec_from_file_location("benchmark_script", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    code = script.main(["--compare-dmel", "--batch-sizes", "1", "--sizes", "1", "--repeats", "1", "--warmup", "0",
+                        "--no-isolate", "--out", str(tmp_path)])
+    assert code == 0
+    assert "dmel package ms" in capsys.readouterr().out
+    assert (tmp_path / "dmel_compare.md").exists() and sys.modules.get("dmel") is not None

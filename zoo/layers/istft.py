@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .linear import Linear
+
 __all__ = ["ISTFT", "ISTFTHead", "overlap_add"]
 
 
@@ -74,7 +76,7 @@ class ISTFTHead(nn.Module):
 
     def __init__(self, dim: int, n_fft: int, hop_length: int, padding: str = "same", max_magnitude: float = 100.0):
         super().__init__()
-        self.out = nn.Linear(dim, n_fft + 2)
+        self.out = Linear(dim, n_fft + 2)
         self.istft = ISTFT(n_fft=n_fft, hop_length=hop_length, win_length=n_fft, padding=padding)
         self.max_magnitude = max_magnitude
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Linear", "linear", "fast_linear_enabled", "MIN_FLOPS"]
+__all__ = ["Linear", "linear", "conv1x1", "fast_linear_enabled", "MIN_FLOPS"]
 
 #: smallest rows * in * out product that goes to oneDNN (below it the call overhead dominates)
 MIN_FLOPS = 1 << 18
@@ -49,6 +49,17 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     if _use_onednn(x, weight):
         return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
     return F.linear(x, weight, bias)
+
+
+def conv1x1(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Kernel-1, stride-1 ``F.conv1d``: x ``[B, C_in, T]``, weight ``[C_out, C_in, 1]`` -> ``[B, C_out, T]``
+    (contiguous). On the fast path it is one oneDNN matmul over ``x`` viewed as ``[B, T, C_in]``
+    (PyTorch sends single-image 1x1 convolutions to its slow im2col + sgemm kernel)."""
+    w = weight[..., 0]
+    # narrow maps over long signals gain nothing (the layout copy costs what the matmul saves)
+    if min(w.shape) >= 64 and _use_onednn(x.transpose(1, 2), w):
+        return torch.ops.mkldnn._linear_pointwise(x.transpose(1, 2), w, bias, "none", [], "").transpose(1, 2).contiguous()
+    return F.conv1d(x, weight, bias)
 
 
 class Linear(nn.Linear):

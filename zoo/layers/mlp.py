@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .linear import Linear
+
 __all__ = ["Mlp", "SwiGLU", "build_mlp"]
 
 
@@ -13,8 +15,8 @@ class Mlp(nn.Module):
 
     def __init__(self, dim: int, hidden_dim: int, bias: bool = True, approximate: str = "none"):
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden_dim, bias=bias)
-        self.fc2 = nn.Linear(hidden_dim, dim, bias=bias)
+        self.fc1 = Linear(dim, hidden_dim, bias=bias)
+        self.fc2 = Linear(hidden_dim, dim, bias=bias)
         self.approximate = approximate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -26,8 +28,8 @@ class SwiGLU(nn.Module):
 
     def __init__(self, dim: int, hidden_dim: int, bias: bool = True):
         super().__init__()
-        self.fc1 = nn.Linear(dim, 2 * hidden_dim, bias=bias)
-        self.fc2 = nn.Linear(hidden_dim, dim, bias=bias)
+        self.fc1 = Linear(dim, 2 * hidden_dim, bias=bias)
+        self.fc2 = Linear(hidden_dim, dim, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate, up = self.fc1(x).chunk(2, dim=-1)

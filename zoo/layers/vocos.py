@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .linear import Linear, linear
+
 __all__ = ["AdaLayerNorm", "ConvNeXtBlock", "ResnetBlock1d", "AttnBlock1d", "VocosBackbone"]
 
 
@@ -51,9 +53,9 @@ class ConvNeXtBlock(nn.Module):
         super().__init__()
         self.dwconv = nn.Conv1d(dim, dim, kernel_size=7, padding=3, groups=dim)
         self.norm = _norm(dim, adanorm_num_embeddings)
-        self.pwconv1 = nn.Linear(dim, intermediate_dim)
+        self.pwconv1 = Linear(dim, intermediate_dim)
         self.act = nn.GELU()
-        self.pwconv2 = nn.Linear(intermediate_dim, dim)
+        self.pwconv2 = Linear(intermediate_dim, dim)
         if layer_scale_init_value is not None and layer_scale_init_value > 0:
             self.gamma = nn.Parameter(torch.full((dim,), float(layer_scale_init_value)))
         else:
@@ -105,10 +107,10 @@ class AttnBlock1d(nn.Module):
         self.proj_out = nn.Conv1d(dim, dim, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.norm(x)
-        q, k, v = (m(h).transpose(1, 2).unsqueeze(1) for m in (self.q, self.k, self.v))  # [B, 1, T, dim]
-        h = F.scaled_dot_product_attention(q, k, v).squeeze(1).transpose(1, 2)
-        return x + self.proj_out(h)
+        h = self.norm(x).transpose(1, 2)  # [B, T, dim]: the 1x1 convs are per-frame linear maps
+        q, k, v = (linear(h, m.weight[..., 0], m.bias).unsqueeze(1) for m in (self.q, self.k, self.v))
+        h = F.scaled_dot_product_attention(q, k, v).squeeze(1)  # [B, T, dim]
+        return x + linear(h, self.proj_out.weight[..., 0], self.proj_out.bias).transpose(1, 2)
 
 
 class VocosBackbone(nn.Module):

