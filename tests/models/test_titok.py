@@ -216,7 +216,7 @@ def test_registry_entries_build_and_untrained_tiny_runs(photo_batch):
         with torch.device("meta"):  # published sizes: check construction without allocating
             tok = zoo.create_tokenizer(name)
         assert tok.num_tokens == info.token_shape[0] and tok.codebook_size == info.codebook_size, name
-        if info.pretrained:
+        if info.pretrained and info.source.packaged is None:  # official checkpoints (demo ones are packaged)
             assert info.source.converter in ("titok", "onedpiece") and info.metrics["rfid_in1k_val"] > 0
             assert info.license and info.paper and info.source.hf_repo
     tok = zoo.create_tokenizer("onedpiece_tiny")

@@ -1,0 +1,159 @@
+"""The packaged demo tokenizers (zoo/weights/, registry tag ``demo``) and the main job ``python -m zoo demo``.
+
+Quality floors sit just under the held-out metrics measured when the checkpoints were packaged
+(recorded in each registry entry's ``metrics``): a checkpoint or a code change that makes the
+held-out reconstructions worse fails here.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import zoo
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ("titok_demo64.demo", "wavtokenizer_demo75.demo", "dmel_vocos_demo.demo")
+MAX_TOTAL_BYTES = 20_500_000
+#: allowed drop below the recorded metric (run-to-run noise of CPU kernels is far smaller)
+MARGIN = {"psnr": 0.25, "ssim": 0.01, "psnr_crops": 0.25, "stoi": 0.015, "pesq": 0.05}
+#: registry ``metrics`` key of each report column
+METRIC_KEYS = {"psnr": "psnr_heldout", "ssim": "ssim_heldout", "psnr_crops": "psnr_heldout_crops",
+               "stoi": "stoi_heldout", "pesq": "pesq_heldout"}
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a network connection fails the test."""
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args[1:] if len(args) > 1 else args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def _weights_dir(name: str) -> Path:
+    info = zoo.get_info(name)
+    return ROOT / "zoo" / info.source.packaged
+
+
+def test_demo_entries_are_registered_with_packaged_weights():
+    assert set(DEMO) <= set(zoo.list_tokenizers(filter="*.demo"))
+    total = 0
+    for name in DEMO:
+        info = zoo.get_info(name)
+        assert info.pretrained and info.source.converter is None and info.source.hf_repo is None
+        assert info.source.packaged == f"weights/{info.arch}"
+        assert info.source.files == {"weights": "model.safetensors", "config": "config.json"}
+        folder = _weights_dir(name)
+        assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+        total += sum(p.stat().st_size for p in folder.iterdir())
+        config = json.loads((folder / "config.json").read_text())
+        stored = {k: v for k, v in config.items() if k != "tokenizer_class"}
+        assert stored == json.loads(json.dumps(info.kwargs)), f"{name}: registry kwargs differ from config.json"
+        # the metadata names the recipe, which exists and records the command that produced the weights
+        recipe = ROOT / "recipes" / "demo" / f"{info.arch}.yaml"
+        assert f"recipes/demo/{info.arch}.yaml" in info.notes and recipe.is_file()
+        header = recipe.read_text()
+        assert f"scripts/train.py recipes/demo/{info.arch}.yaml" in header
+        assert f"scripts/train.py recipes/demo/{info.arch}.yaml" in info.notes
+        assert any(k in info.metrics for k in ("psnr_heldout", "stoi_heldout"))
+    assert total <= MAX_TOTAL_BYTES, f"packaged demo weights take {total / 1e6:.1f} MB"
+
+
+@pytest.mark.parametrize("name", DEMO)
+def test_create_tokenizer_loads_packaged_weights_offline(name, no_network):
+    from eval.demo import held_out_photos, held_out_speech
+
+    tok = zoo.create_tokenizer(name, pretrained=True)
+    untrained = zoo.create_tokenizer(name)
+    assert not tok.training
+    assert all(p.dtype == torch.float32 for p in tok.parameters())
+    trained_sd, init_sd = tok.state_dict(), untrained.state_dict()
+    assert any(not torch.equal(trained_sd[k], init_sd[k]) for k in trained_sd if trained_sd[k].is_floating_point())
+    if tok.modality == "image":
+        _, x = held_out_photos(64)
+        tokens = tok.encode(x[:2])
+        assert tokens.ids.shape == (2, 64) and int(tokens.ids.max()) < tok.codebook_size
+        assert tok.decode(tokens).shape == (2, 3, 64, 64)
+    else:
+        _, clips = held_out_speech(tok.sample_rate)
+        x = clips[0][None, : tok.sample_rate]
+        y = tok.decode(tok.encode(x))
+        assert abs(y.shape[-1] - x.shape[-1]) <= getattr(tok, "hop_length", 1)
+        assert torch.isfinite(y).all()
+
+
+def test_torch_hub_local_loads_packaged_weights(no_network):
+    for name in DEMO:
+        arch = zoo.get_info(name).arch
+        hub = torch.hub.load(str(ROOT), arch, source="local")  # pretrained=True is the default
+        ref = zoo.create_tokenizer(name, pretrained=True)
+        hub_sd, ref_sd = hub.state_dict(), ref.state_dict()
+        assert hub_sd.keys() == ref_sd.keys()
+        assert all(torch.equal(hub_sd[k], ref_sd[k]) for k in ref_sd)
+
+
+# ----------------------------------------------------------------------------- the main job
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """``python -m zoo demo --out DIR`` in a subprocess with the hub forced offline."""
+    out = tmp_path_factory.mktemp("demo") / "demo_out"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+    proc = subprocess.run([sys.executable, "-m", "zoo", "demo", "--out", str(out)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc.stdout, json.loads((out / "report.json").read_text())
+
+
+@pytest.mark.slow
+def test_demo_writes_report_grid_wavs_and_spectrograms(demo_run):
+    import soundfile as sf
+
+    out, stdout, rows = demo_run
+    names = [r["tokenizer"] for r in rows]
+    assert set(DEMO) <= set(names) and "dmel.official" in names
+    assert "| tokenizer |" in stdout and all(n in stdout for n in DEMO)  # the table is printed
+    report = (out / "report.md").read_text()
+    assert all(n in report for n in DEMO) and "image_grid.png" in report
+    for png in ("image_grid.png", "spectrograms.png"):
+        data = (out / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    wavs = sorted((out / "audio").glob("*.wav"))
+    originals = [w for w in wavs if w.stem.endswith("__original")]
+    assert len(originals) == 6
+    for arch in ("wavtokenizer_demo75", "dmel_vocos_demo", "dmel"):
+        recon = [w for w in wavs if w.stem.endswith(f"__{arch}")]
+        assert len(recon) == 6
+        info = sf.info(str(recon[0]))
+        assert info.samplerate == zoo.get_info(f"{arch}.demo" if arch != "dmel" else "dmel.official").sample_rate
+        assert 1.9 < info.duration <= 4.01
+    image = next(r for r in rows if r["tokenizer"] == "titok_demo64.demo")
+    assert image["tokens"] == 64 and image["bits"] == 640 and image["items"] == 5
+    speech = next(r for r in rows if r["tokenizer"] == "wavtokenizer_demo75.demo")
+    assert speech["tokens_per_s"] == 75 and speech["bits_per_s"] == 750
+    assert all(r.get("dnsmos_ovrl", 1.0) > 1.0 for r in rows if r["modality"] == "audio")
+
+
+@pytest.mark.slow
+def test_demo_checkpoints_keep_their_held_out_quality(demo_run):
+    _, _, rows = demo_run
+    checked = 0
+    for row in rows:
+        if row["tokenizer"] not in DEMO:
+            continue
+        recorded = zoo.get_info(row["tokenizer"]).metrics
+        for column, key in METRIC_KEYS.items():
+            if column in row:
+                assert key in recorded, f"{row['tokenizer']}: no recorded {key}"
+                floor = recorded[key] - MARGIN[column]
+                assert row[column] >= floor, f"{row['tokenizer']} {column} {row[column]:.3f} < floor {floor:.3f}"
+                checked += 1
+    assert checked == 3 + 2 + 2
