@@ -35,7 +35,7 @@ def spectrogram_comparison(path: str | os.PathLike, clips: list[tuple[str, list[
     clips: ``[(clip_name, [(label, wave [T] in [-1, 1], sample_rate), ...]), ...]``; every clip
     lists the same labels in the same order. Colour scale shared within a column.
     """
-    from eval.report import _plt
+    from eval.report import _plt, save_figure
 
     if not clips or not clips[0][1]:
         raise ValueError("spectrogram_comparison needs at least one clip with one version")
@@ -60,9 +60,4 @@ def spectrogram_comparison(path: str | os.PathLike, clips: list[tuple[str, list[
                 ax.set_ylabel("mel bin (0-8 kHz)", fontsize=7)
             if r == rows - 1:
                 ax.set_xlabel("s", fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, title)

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["to_jsonable", "write_report", "render_markdown", "recon_grid", "frame_strips", "audio_comparison",
+__all__ = ["to_jsonable", "write_report", "render_markdown", "save_figure", "recon_grid", "frame_strips", "audio_comparison",
            "tokens_curve"]
 
 
@@ -98,6 +98,17 @@ def _plt():
     return plt
 
 
+
+def save_figure(fig, path: str | os.PathLike, title: str | None = None) -> Path:
+    """Optional suptitle, tight layout, write ``path`` (PNG, 100 dpi), close the figure."""
+    plt = _plt()
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
 def _img(x: torch.Tensor):
     return x.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
 
@@ -116,12 +127,7 @@ def recon_grid(path: str | os.PathLike, originals: torch.Tensor, recons: torch.T
         axes[0][i].set_title(f"#{i}", fontsize=8)
     axes[0][0].set_ylabel("input")
     axes[1][0].set_ylabel("reconstruction")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, title)
 
 
 def frame_strips(path: str | os.PathLike, originals: torch.Tensor, recons: torch.Tensor, max_clips: int = 2,
@@ -142,12 +148,7 @@ def frame_strips(path: str | os.PathLike, originals: torch.Tensor, recons: torch
                 if 2 * c + row == 0:
                     ax.set_title(f"t={t}", fontsize=8)
             axes[2 * c + row][0].set_ylabel(f"clip {c} " + ("input" if row == 0 else "recon"), fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, title)
 
 
 def audio_comparison(path: str | os.PathLike, original: torch.Tensor, recon: torch.Tensor, sample_rate: int,
@@ -172,12 +173,7 @@ def audio_comparison(path: str | os.PathLike, original: torch.Tensor, recon: tor
         axes[1][col].set_title(f"{name} log-mel spectrogram", fontsize=9)
         axes[1][col].set_xlabel("s")
         axes[1][col].set_ylabel("mel bin")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, title)
 
 
 def tokens_curve(path: str | os.PathLike, tokens: list[int], series: dict[str, list[float]],
@@ -193,9 +189,4 @@ def tokens_curve(path: str | os.PathLike, tokens: list[int], series: dict[str, l
         ax.set_xlabel("tokens")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, title)
