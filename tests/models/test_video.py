@@ -1,10 +1,10 @@
 """The LARP-style 1D video tokenizer (Video1DTokenizer) on real photo clips."""
-import time
 
 import pytest
 import torch
 
 import zoo
+from tests.models.video_training import train_on_photo_clips
 from zoo.models.video import Video1DTokenizer
 from zoo.models.video_quant import StochasticCosineVQ, build_quantizer, codebook_vectors
 
@@ -118,29 +118,5 @@ def test_registry_entries():
 @pytest.mark.slow
 def test_tiny_trains_on_photo_clips():
     """300 CPU steps on real photo clips: held-out reconstruction error falls clearly."""
-    from zoo.data.video import PhotoClips
-
-    torch.manual_seed(0)
-    tok = zoo.create_tokenizer("video1d_tiny.untrained")
-    ds = PhotoClips(frames=8, size=32)
-    held = torch.stack([ds[i] for i in range(16)])
-    opt = torch.optim.Adam(tok.parameters(), lr=2e-3)
-
-    def held_out_loss():
-        tok.eval()
-        with torch.no_grad():
-            loss = tok(held).losses["recon"].item()
-        tok.train()
-        return loss
-
-    before, start = held_out_loss(), time.time()
-    for step in range(300):
-        batch = torch.stack([ds[(int(i), step * 4 + j)] for j, i in enumerate(torch.randint(len(ds), (4,)))])
-        out = tok(batch)
-        opt.zero_grad()
-        out.loss.backward()
-        opt.step()
-    after = held_out_loss()
-    print(f"held-out recon {before:.4f} -> {after:.4f}")
+    before, after = train_on_photo_clips("video1d_tiny.untrained", frames=8, held_items=16, steps=300, batch_size=4)
     assert after < 0.8 * before, (before, after)
-    print(f"300 steps in {time.time() - start:.1f} s")

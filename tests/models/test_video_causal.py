@@ -1,10 +1,10 @@
 """The causal 3D conv video tokenizer on real photo clips, and its 2D -> 3D inflation."""
-import time
 
 import pytest
 import torch
 
 import zoo
+from tests.models.video_training import train_on_photo_clips
 from zoo.layers.conv import ConvDecoder2d, ConvEncoder2d
 from zoo.models.video_causal import CausalConvVideoTokenizer
 
@@ -120,32 +120,8 @@ def test_registry_entries():
 @pytest.mark.slow
 def test_tiny_trains_on_photo_clips():
     """~150 CPU steps on real photo clips: held-out reconstruction error falls clearly."""
-    from zoo.data.video import PhotoClips
-
-    torch.manual_seed(0)
-    tok = zoo.create_tokenizer("causal3d_tiny.untrained")
-    ds = PhotoClips(frames=9, size=32)
-    held = torch.stack([ds[i] for i in range(8)])
-    opt = torch.optim.Adam(tok.parameters(), lr=2e-3)
-
-    def held_out_loss():
-        tok.eval()
-        with torch.no_grad():
-            loss = tok(held).losses["recon"].item()
-        tok.train()
-        return loss
-
-    before, start = held_out_loss(), time.time()
-    for step in range(150):
-        batch = torch.stack([ds[(int(i), step * 2 + j)] for j, i in enumerate(torch.randint(len(ds), (2,)))])
-        out = tok(batch)
-        opt.zero_grad()
-        out.loss.backward()
-        opt.step()
-    after = held_out_loss()
-    print(f"held-out recon {before:.4f} -> {after:.4f}")
+    before, after = train_on_photo_clips("causal3d_tiny.untrained", frames=9, held_items=8, steps=150, batch_size=2)
     assert after < 0.8 * before, (before, after)
-    print(f"150 steps in {time.time() - start:.1f} s")
 
 
 def test_inflate_from_zoo_fqgan(clips):

@@ -177,7 +177,24 @@ class ConvEncoder2d(nn.Module):
         return h
 
 
-class ConvDecoder2d(nn.Module):
+class DecoderLevels(nn.Module):
+    """Forward shared by the 2D and causal 3D decoders: ``conv_in``, ``mid`` blocks, the levels
+    (deepest first, each ending in an optional ``upsample``), then norm, SiLU and ``conv_out``."""
+
+    @property
+    def last_layer(self) -> torch.Tensor:
+        """Weight of the output conv (for adaptive GAN loss weighting)."""
+        return self.conv_out.weight
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.conv_in(z)
+        for blk in self.mid:
+            h = blk(h)
+        h = run_levels(self.conv_blocks, h, "upsample")
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+class ConvDecoder2d(DecoderLevels):
     """Latent ``[B, z_channels, h, w]`` -> image ``[B, out_channels, h*f, w*f]`` (mirror of the encoder).
 
     3x3 conv_in to ``ch * ch_mult[-1]``, middle block, then levels from the deepest up, each
@@ -214,14 +231,3 @@ class ConvDecoder2d(nn.Module):
         self.conv_out = nn.Conv2d(block_in, out_channels, 3, padding=1)
         self.upsample_factor = 2 ** (n - 1)
 
-    @property
-    def last_layer(self) -> torch.Tensor:
-        """Weight of the output conv (for adaptive GAN loss weighting)."""
-        return self.conv_out.weight
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.conv_in(z)
-        for blk in self.mid:
-            h = blk(h)
-        h = run_levels(self.conv_blocks, h, "upsample")
-        return self.conv_out(F.silu(self.norm_out(h)))

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .conv import run_levels
+from .conv import DecoderLevels, run_levels
 
 __all__ = ["CausalConv3d", "FrameGroupNorm", "CausalResBlock3d", "CausalDownsample3d", "CausalUpsample3d",
            "FrameAttention3d", "CausalConvEncoder3d", "CausalConvDecoder3d", "inflate_conv_weight",
@@ -235,7 +235,7 @@ class CausalConvEncoder3d(nn.Module):
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
-class CausalConvDecoder3d(nn.Module):
+class CausalConvDecoder3d(DecoderLevels):
     """Latent ``[B, z_channels, t, h, w]`` -> video ``[B, out, 1 + (t - 1) * 2**k, h*f, w*f]``.
 
     The 3D twin of :class:`zoo.layers.conv.ConvDecoder2d` (``conv_blocks[0]`` is the deepest
@@ -272,17 +272,6 @@ class CausalConvDecoder3d(nn.Module):
         self.norm_out = FrameGroupNorm(num_groups, block_in, eps=1e-6)
         self.conv_out = CausalConv3d(block_in, out_channels, 3, time_pad=time_pad)
 
-    @property
-    def last_layer(self) -> torch.Tensor:
-        """Weight of the output conv (for adaptive GAN loss weighting)."""
-        return self.conv_out.weight
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.conv_in(z)
-        for blk in self.mid:
-            h = blk(h)
-        h = run_levels(self.conv_blocks, h, "upsample")
-        return self.conv_out(F.silu(self.norm_out(h)))
 
 
 def inflate_conv_weight(weight: torch.Tensor, frames: int, mode: str = "last") -> torch.Tensor:
