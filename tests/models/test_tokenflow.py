@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 
 import zoo
+from tests.models.image_training import train_on_photos
 from zoo.models.tokenflow import TokenFlow
 
 
@@ -55,17 +56,7 @@ def test_tiny_training_on_photos():
     data = photos(32)
     tok = zoo.create_tokenizer("tokenflow_tiny.untrained").train()
     tok.set_teacher(patch_colours)
-    opt = torch.optim.Adam(tok.parameters(), lr=1e-3)
-    history = []
-    for step in range(100):
-        out = tok(data[torch.randperm(len(data))[:8]])
-        assert all(torch.isfinite(v) for v in out.losses.values()), step
-        opt.zero_grad()
-        out.loss.backward()
-        opt.step()
-        history.append({k: float(v.detach()) for k, v in out.losses.items()})
-    first = {k: sum(h[k] for h in history[:10]) / 10 for k in history[0]}
-    last = {k: sum(h[k] for h in history[-10:]) / 10 for k in history[0]}
+    first, last, out = train_on_photos(tok, data)
     assert {"recon", "codebook", "commitment", "semantic"} <= set(last)
     assert last["recon"] < 0.7 * first["recon"]
     assert last["semantic"] < first["semantic"]
