@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from zoo.checkpoint import (CheckpointMismatchError, atomic_path, load_state_dict_file, load_state_dict_strict,
-                            save_state_dict)
+                            parameters_on_meta, read_safetensors, save_state_dict)
 
 
 class Evil:
@@ -56,3 +56,74 @@ def test_strict_loading_reports_shapes():
     m = torch.nn.Linear(3, 2)
     with pytest.raises(CheckpointMismatchError, match=r"weight: checkpoint \(2, 4\) vs model \(2, 3\)"):
         load_state_dict_strict(m, {"weight": torch.zeros(2, 4), "bias": torch.zeros(2)})
+
+
+class _Tied(torch.nn.Module):
+    """Linear layers with one tied weight and a non-persistent buffer (like sin-cos tables)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Linear(4, 4)
+        self.b = torch.nn.Linear(4, 4)
+        self.b.weight = self.a.weight
+        self.register_buffer("table", torch.arange(4.0), persistent=False)
+        self.register_buffer("count", torch.zeros(()))
+
+
+def test_parameters_on_meta_adopts_checkpoint_tensors():
+    ref = _Tied()
+    sd = {k: v.clone() for k, v in ref.state_dict().items()}
+    with parameters_on_meta():
+        model = _Tied()
+    assert all(p.is_meta for p in model.parameters())
+    assert not model.table.is_meta and torch.equal(model.table, torch.arange(4.0))
+    load_state_dict_strict(model, sd)
+    assert not any(t.is_meta for t in list(model.parameters()) + list(model.buffers()))
+    # the checkpoint tensors are the parameters (held once, not copied) and the tie survives
+    assert model.a.bias.data_ptr() == sd["a.bias"].data_ptr()
+    assert model.b.weight is model.a.weight and model.a.weight.requires_grad
+    x = torch.randn(2, 4)
+    assert torch.equal(model.b(model.a(x)), ref.b(ref.a(x)))
+    # outside the context parameters are real again
+    assert not any(p.is_meta for p in _Tied().parameters())
+
+
+def test_parameters_on_meta_casts_dtype_and_keeps_strictness():
+    ref = _Tied()
+    half = {k: v.half() for k, v in ref.state_dict().items()}
+    with parameters_on_meta():
+        model = _Tied()
+    load_state_dict_strict(model, half)
+    assert model.a.weight.dtype == torch.float32
+    assert torch.equal(model.a.weight, half["a.weight"].float())
+    with parameters_on_meta():
+        model = _Tied()
+    missing = {k: v for k, v in ref.state_dict().items() if k != "a.bias"}
+    with pytest.raises(CheckpointMismatchError, match="a.bias"):
+        load_state_dict_strict(model, missing)
+
+
+def test_read_safetensors_matches_the_library_for_every_dtype(tmp_path):
+    from safetensors.torch import load_file
+
+    sd = {"f32": torch.randn(3, 5), "f16": torch.randn(7).half(), "bf16": torch.randn(2, 2).bfloat16(),
+          "i64": torch.arange(4), "u8": torch.arange(6, dtype=torch.uint8).view(2, 3), "bool": torch.tensor([True, False]),
+          "scalar": torch.tensor(2.5), "empty": torch.zeros(0, 4)}
+    path = save_state_dict(sd, tmp_path / "all.safetensors", metadata={"format": "pt"})
+    ours, ref = read_safetensors(path), load_file(str(path))
+    assert list(ours) == list(ref)
+    for k in sd:
+        assert ours[k].dtype == sd[k].dtype and ours[k].shape == sd[k].shape and torch.equal(ours[k], sd[k]), k
+
+
+@pytest.mark.parametrize("corrupt, match", [
+    (lambda b: b[:4], "8-byte header"),
+    (lambda b: (10**9).to_bytes(8, "little") + b[8:], "header length"),
+    (lambda b: b[:8] + b"x" + b[9:], "not JSON"),
+    (lambda b: b[:-3], "data offsets|truncated"),
+])
+def test_read_safetensors_rejects_corrupted_files(tmp_path, corrupt, match):
+    path = save_state_dict({"w": torch.ones(10), "v": torch.zeros(3)}, tmp_path / "w.safetensors")
+    path.write_bytes(corrupt(path.read_bytes()))
+    with pytest.raises(CheckpointMismatchError, match=match):
+        read_safetensors(path)

@@ -17,7 +17,7 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
-from .checkpoint import load_state_dict_strict
+from .checkpoint import load_state_dict_strict, parameters_on_meta
 from .validate import validate_audio, validate_ids, validate_image, validate_video
 
 __all__ = ["Tokens", "TokenizerOutput", "Tokenizer", "tokenizer_class"]
@@ -238,7 +238,8 @@ class Tokenizer(nn.Module, PyTorchModelHubMixin, library_name="tokenizer-zoo",
 
         weights = resolve_file(model_id, "model.safetensors", revision=revision, cache_dir=cache_dir,
                                local_files_only=local_files_only, force_download=force_download, token=token)
-        model = cls(**model_kwargs)
+        with parameters_on_meta():  # the checkpoint tensors become the parameters (no second copy)
+            model = cls(**model_kwargs)
         load_state_dict_strict(model, weights, source=str(model_id))
         return model.to(map_location).eval()
 

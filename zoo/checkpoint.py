@@ -3,9 +3,14 @@
 Reading never unpickles arbitrary objects: ``.safetensors`` through safetensors, anything
 else through ``torch.load(weights_only=True)``. Writing goes to a temporary file in the same
 folder, then ``os.replace`` (atomic on POSIX), so a killed process never leaves a torn file.
+Building a module inside :func:`parameters_on_meta` and then loading it with
+:func:`load_state_dict_strict` adopts the checkpoint tensors as parameters: the weights are held
+once (not a random init plus a copy), which keeps the peak memory of loading large models low.
 """
 from __future__ import annotations
 
+import json
+import math
 import os
 import tempfile
 from contextlib import contextmanager
@@ -16,7 +21,7 @@ import torch
 from torch import nn
 
 __all__ = ["atomic_path", "save_state_dict", "load_state_dict_file", "load_state_dict_strict",
-           "CheckpointMismatchError"]
+           "parameters_on_meta", "read_safetensors", "CheckpointMismatchError"]
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -67,18 +72,69 @@ def load_state_dict_file(path: str | os.PathLike, map_location: str | torch.devi
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path), device=str(map_location))
-        except Exception as e:  # safetensors raises its own error types for corrupted headers
-            raise CheckpointMismatchError(f"{path} is not a readable safetensors file: {e}") from e
+        tensors = read_safetensors(path)
+        return tensors if torch.device(map_location).type == "cpu" else {k: v.to(map_location) for k, v in tensors.items()}
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
         raise CheckpointMismatchError(
             f"{path} could not be read with torch.load(weights_only=True) (corrupted, or it holds pickled "
             f"objects other than tensors, which the zoo refuses to execute): {e}") from e
+
+
+_SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+                       "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+                       "U8": torch.uint8, "BOOL": torch.bool, "F8_E4M3": torch.float8_e4m3fn,
+                       "F8_E5M2": torch.float8_e5m2}
+_MAX_HEADER_BYTES = 100_000_000
+
+
+def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Every tensor of a ``.safetensors`` file as a CPU tensor in its own memory, read with plain
+    file reads (no memory map: a converter that fuses or reshapes weights then holds each byte
+    once, instead of its result plus the mapped pages of the original file). The header is
+    checked: a truncated or inconsistent file raises :class:`CheckpointMismatchError`."""
+    path = Path(path)
+    size = path.stat().st_size
+
+    def bad(why: str) -> CheckpointMismatchError:
+        return CheckpointMismatchError(f"{path} is not a readable safetensors file: {why}")
+
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise bad(f"{size} bytes, shorter than the 8-byte header length")
+        n = int.from_bytes(head, "little")
+        if n > min(size - 8, _MAX_HEADER_BYTES):
+            raise bad(f"header length {n} exceeds the file ({size} bytes)")
+        try:
+            header = json.loads(f.read(n))
+        except ValueError as e:
+            raise bad(f"header is not JSON ({e})") from None
+        if not isinstance(header, dict):
+            raise bad("header is not a JSON object")
+        header.pop("__metadata__", None)
+        data_bytes = size - 8 - n
+        entries = []
+        for name, info in header.items():
+            dtype = _SAFETENSORS_DTYPES.get(info.get("dtype")) if isinstance(info, dict) else None
+            shape, offsets = (info.get("shape"), info.get("data_offsets")) if isinstance(info, dict) else (None, None)
+            if dtype is None or not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+                raise bad(f"tensor {name!r} has an unsupported dtype or shape: {info}")
+            if not (isinstance(offsets, list) and len(offsets) == 2 and 0 <= offsets[0] <= offsets[1] <= data_bytes):
+                raise bad(f"tensor {name!r} has data offsets {offsets} outside the {data_bytes} data bytes")
+            if offsets[1] - offsets[0] != math.prod(shape) * dtype.itemsize:
+                raise bad(f"tensor {name!r}: {offsets[1] - offsets[0]} bytes for shape {shape} of {info['dtype']}")
+            entries.append((offsets[0], name, dtype, shape))
+        out = {}
+        for begin, name, dtype, shape in sorted(entries, key=lambda e: e[0]):
+            t = torch.empty(shape, dtype=dtype)
+            if t.numel():
+                f.seek(8 + n + begin)
+                if f.readinto(memoryview(t.view(-1).view(torch.uint8).numpy())) != t.numel() * dtype.itemsize:
+                    raise bad(f"tensor {name!r} is truncated")
+            out[name] = t
+    return {name: out[name] for name in header}  # header order (safetensors writes it sorted)
 
 
 def load_state_dict_strict(module: nn.Module, state_dict: Mapping[str, torch.Tensor] | str | os.PathLike,
@@ -101,5 +157,54 @@ def load_state_dict_strict(module: nn.Module, state_dict: Mapping[str, torch.Ten
         raise CheckpointMismatchError(
             f"{source} does not match {type(module).__name__}:" + fmt("missing keys", missing)
             + fmt("unexpected keys", unexpected) + fmt("shape mismatches", shapes))
-    module.load_state_dict(state_dict, strict=True)
+    if any(t.is_meta for t in _tensors(module)):
+        # parameters built by parameters_on_meta(): adopt the checkpoint tensors (cast to the module's
+        # dtype, contiguous) instead of copying them into a second allocation
+        adopted = {k: v.to(own[k].dtype).contiguous() if v.is_floating_point() else v.contiguous()
+                   for k, v in state_dict.items()}
+        tied: dict[int, list[str]] = {}
+        for name, p in module.named_parameters(remove_duplicate=False):
+            tied.setdefault(id(p), []).append(name)
+        module.load_state_dict(adopted, strict=True, assign=True)
+        for names in (n for n in tied.values() if len(n) > 1):  # assign un-ties shared parameters: re-tie
+            shared = module.get_parameter(names[0])
+            for name in names[1:]:
+                owner, _, leaf = name.rpartition(".")
+                setattr(module.get_submodule(owner), leaf, shared)
+        left = sorted(n for n, t in _named_tensors(module) if t.is_meta)
+        if left:
+            raise CheckpointMismatchError(f"{source}: {len(left)} tensor(s) of {type(module).__name__} are still on the "
+                                          f"meta device after loading (non-persistent buffers must not be built "
+                                          f"under parameters_on_meta): {left[:12]}")
+    else:
+        module.load_state_dict(state_dict, strict=True)
     return module
+
+
+def _named_tensors(module: nn.Module):
+    yield from module.named_parameters(remove_duplicate=False)
+    yield from module.named_buffers(remove_duplicate=False)
+
+
+def _tensors(module: nn.Module):
+    return (t for _, t in _named_tensors(module))
+
+
+@contextmanager
+def parameters_on_meta() -> Iterator[None]:
+    """Inside this context every ``nn.Parameter`` registered on a module lives on the meta device
+    (no memory, initialisers are no-ops); buffers stay real, so non-persistent tables (sin-cos
+    position embeddings, mel filters) are computed as usual. Load the module with
+    :func:`load_state_dict_strict` afterwards, which adopts the checkpoint tensors."""
+    original = nn.Module.register_parameter
+
+    def register_on_meta(self, name, param):
+        if param is not None and not param.is_meta:
+            param = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+        original(self, name, param)
+
+    nn.Module.register_parameter = register_on_meta
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = original

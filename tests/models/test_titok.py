@@ -74,7 +74,10 @@ def test_bad_inputs_raise(photo_batch):
 
 
 @pytest.mark.parametrize("kw, match", [
-    (dict(quantizer="fsq"), "quantizer"),
+    (dict(quantizer="lfq"), "quantizer"),
+    (dict(quantizer="fsq"), "fsq_levels is required"),
+    (dict(fsq_levels=[8, 5, 5]), "fsq_levels is required"),
+    (dict(quantizer="fsq", fsq_levels=[8, 5, 5]), "token_size"),
     (dict(decoder_head="rgb"), "decoder_head"),
     (dict(pixel_decoder=VQGAN), "only used with decoder_head='proxy'"),
     (dict(decoder_head="proxy", pixel_decoder={**VQGAN, "hidden": 3}), "hidden"),
@@ -127,6 +130,23 @@ def test_training_forward_single_stage(photo_batch):
     assert tok.encoder.patch_embed.proj.weight.grad.abs().sum() > 0
     assert tok.quantize.embedding.weight.grad.abs().sum() > 0
     assert {"usage", "perplexity"} <= set(out.stats)
+
+
+def test_fsq_variant_round_trip_and_training(photo_batch):
+    tok = tiny(quantizer="fsq", token_size=4, fsq_levels=[8, 5, 5, 5])
+    assert tok.codebook_size == 1000
+    tokens = tok.encode(photo_batch)
+    assert tokens.ids.shape == (4, 8) and 0 <= int(tokens.ids.min()) and int(tokens.ids.max()) < 1000
+    # decoding the ids equals decoding the quantized latents of the training path
+    codes = tok.quantize(tok.encode_latents(photo_batch)).z_q
+    torch.testing.assert_close(tok.decode(tokens, clamp=False), tok.decoder(codes).detach())
+    with pytest.raises(ValueError, match="out of range|codebook"):
+        tok.decode(torch.full((1, 8), 1000))
+    tok.train()
+    out = tok(photo_batch)
+    assert set(out.losses) == {"recon_l2"}  # FSQ has no codebook or commitment loss
+    out.loss.backward()
+    assert tok.encoder.patch_embed.proj.weight.grad.abs().sum() > 0  # straight-through gradient
 
 
 def test_tail_drop_training_uses_one_random_prefix(photo_batch):

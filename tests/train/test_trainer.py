@@ -73,6 +73,20 @@ def test_gan_lecam_ema_and_in_process_resume_are_exact(tmp_path):
         assert _max_diff(tensors, _load(final, name)) == 0.0, name
 
 
+def test_stop_at_step_then_resume_equals_one_run(tmp_path):
+    args = ["max_steps=6", "ema.decay=0.9", "schedule.name=cosine", "schedule.warmup_steps=2"]
+    Trainer(_recipe(tmp_path / "whole", *args)).fit()
+    last = Trainer(_recipe(tmp_path / "split", *args, "stop_at_step=3")).fit()
+    assert "eval/psnr" not in last  # evaluation belongs to the end of the schedule
+    assert sorted(p.name for p in (tmp_path / "split").glob("step_*")) == ["step_00000003"]
+    with pytest.raises(ValueError, match="stop_at_step"):
+        _recipe(tmp_path / "bad", "stop_at_step=-1")
+    Trainer(_recipe(tmp_path / "split", *args), resume=True).fit()
+    for name in ("model.safetensors", "ema/model.safetensors"):
+        assert _max_diff(_load(tmp_path / "whole" / "step_00000006", name),
+                         _load(tmp_path / "split" / "step_00000006", name)) == 0.0, name
+
+
 @pytest.mark.slow
 def test_grad_accumulation_equals_full_batch(tmp_path):
     Trainer(_recipe(tmp_path / "a", "max_steps=3", "ema.decay=0")).fit()

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import torch
 
-from ..checkpoint import load_state_dict_strict
+from ..checkpoint import load_state_dict_strict, parameters_on_meta
 from . import register_converter
 
 __all__ = ["convert_flextok", "flextok_kwargs_from_config", "read_safetensors_config"]
@@ -327,7 +327,8 @@ def convert_flextok(state_dict: Mapping[str, torch.Tensor], config: Mapping[str,
     unknown = set(kwargs) - allowed
     if unknown:
         raise TypeError(f"unexpected keyword arguments {sorted(unknown)} (allowed: {sorted(allowed)})")
-    model = FlexTok(**model_kwargs, **kwargs)
+    with parameters_on_meta():
+        model = FlexTok(**model_kwargs, **kwargs)
     sd = dict(state_dict)
     if not any(k.startswith("vae.vae.") for k in sd):
         sd.update({f"vae.vae.{k}": v for k, v in _vae_weights(vae_src).items()})

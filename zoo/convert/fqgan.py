@@ -19,7 +19,7 @@ from typing import Mapping
 
 import torch
 
-from ..checkpoint import load_state_dict_strict
+from ..checkpoint import load_state_dict_strict, parameters_on_meta
 from . import register_converter
 
 __all__ = ["convert_fqgan", "convert_fqgan_quantizer", "unwrap_checkpoint", "fqgan_variant"]
@@ -144,12 +144,13 @@ def convert_fqgan(state_dict, config, *, config_path=None, files=None, **kw):
     pos = sd.get("encoder.visual_head.0.positional_embedding")
     factor = 2 ** (len(ch_mult) - 1)
     image_size = int(round(pos.shape[0] ** 0.5)) * factor if pos is not None else 256
-    model = FQGAN(variant=variant, codebook_size=int(emb.shape[0]), codebook_dim=int(emb.shape[1]),
-                  z_channels=int(c.get("z_channels", sd["post_quant_conv.weight"].shape[0])), ch=ch,
-                  ch_mult=ch_mult, num_res_blocks=num_res, num_groups=32, dropout=float(c.get("dropout_p", 0.0)),
-                  image_size=image_size, adapter_depth=adapter_depth, adapter_heads=8, feat_dims=feat_dims,
-                  feat_depth=feat_depth or 3, feat_heads=8,
-                  beta=c.get("commit_loss_beta", 0.25), entropy_loss_ratio=c.get("entropy_loss_ratio", 0.0),
-                  disentangle_ratio=_quantizer_kwargs(c)["disentangle_ratio"])
+    with parameters_on_meta():
+        model = FQGAN(variant=variant, codebook_size=int(emb.shape[0]), codebook_dim=int(emb.shape[1]),
+                      z_channels=int(c.get("z_channels", sd["post_quant_conv.weight"].shape[0])), ch=ch,
+                      ch_mult=ch_mult, num_res_blocks=num_res, num_groups=32, dropout=float(c.get("dropout_p", 0.0)),
+                      image_size=image_size, adapter_depth=adapter_depth, adapter_heads=8, feat_dims=feat_dims,
+                      feat_depth=feat_depth or 3, feat_heads=8,
+                      beta=c.get("commit_loss_beta", 0.25), entropy_loss_ratio=c.get("entropy_loss_ratio", 0.0),
+                      disentangle_ratio=_quantizer_kwargs(c)["disentangle_ratio"])
     load_state_dict_strict(model, official_to_zoo_keys(sd, variant), source=f"official FQGAN {variant}")
     return model.eval()

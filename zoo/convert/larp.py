@@ -31,7 +31,7 @@ from typing import Any, Mapping
 
 import torch
 
-from ..checkpoint import CheckpointMismatchError, load_state_dict_strict
+from ..checkpoint import CheckpointMismatchError, load_state_dict_strict, parameters_on_meta
 from . import register_converter
 
 __all__ = ["convert_larp", "larp_kwargs_from_official", "split_factorized_pos"]
@@ -182,6 +182,7 @@ def convert_larp(state_dict, config, *, config_path=None, files=None, **kw):
     # checkpoints saved from torch.compile / DDP wrappers carry "_orig_mod." / "module." prefixes
     state_dict = {k.replace("_orig_mod.", "").removeprefix("module."): v for k, v in state_dict.items()}
     kwargs = larp_kwargs_from_official(config, state_dict)
-    model = Video1DTokenizer(**{**kwargs, **kw})
+    with parameters_on_meta():
+        model = Video1DTokenizer(**{**kwargs, **kw})
     load_state_dict_strict(model, map_larp_state_dict(state_dict, kwargs), source="official LARP checkpoint")
     return model.eval()

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 import torch
 
-from ..checkpoint import CheckpointMismatchError, load_state_dict_strict
+from ..checkpoint import CheckpointMismatchError, load_state_dict_strict, parameters_on_meta
 from . import register_converter
 
 __all__ = ["convert_titok", "convert_onedpiece", "titok_kwargs_from_official", "map_official_keys"]
@@ -203,7 +203,8 @@ def _zoo_format(sd, config: Mapping, source: str):
     kwargs = {k: v for k, v in config.items() if k != "tokenizer_class"}
     if config["tokenizer_class"] != TiTok.__name__:
         raise ValueError(f"{source} holds a zoo {config['tokenizer_class']}, not a TiTok")
-    model = TiTok(**kwargs)
+    with parameters_on_meta():
+        model = TiTok(**kwargs)
     load_state_dict_strict(model, sd, source=source)
     return model.eval()
 
@@ -222,7 +223,8 @@ def _convert(sd, config, one_d_piece: bool, source: str, vqgan_weights=None):
         sd = _merge_vqgan(sd, vqgan_weights)
         config = {**config, "model": {**config["model"], "vq_model": {**_vq_config(config), "finetune_decoder": True}}} \
             if config and "model" in config else config
-    model = TiTok(**titok_kwargs_from_official(sd, config, one_d_piece=one_d_piece))
+    with parameters_on_meta():
+        model = TiTok(**titok_kwargs_from_official(sd, config, one_d_piece=one_d_piece))
     mapped = map_official_keys(sd)
     try:
         load_state_dict_strict(model, mapped, source=source)

@@ -25,7 +25,7 @@ from typing import Mapping
 
 import torch
 
-from ..checkpoint import load_state_dict_strict
+from ..checkpoint import load_state_dict_strict, parameters_on_meta
 from . import register_converter
 from .fqgan import unwrap_checkpoint
 
@@ -142,18 +142,19 @@ def convert_tokenflow(state_dict, config, *, config_path=None, files=None, **kw)
     dec_width = int(sd["decoder_vqkd.cls_token"].shape[-1])
     ch = int(sd["encoder.conv_in.weight"].shape[0])
     ch_mult = list(c.get("encoder_ch_mult", [1, 1, 2, 2, 4]))
-    model = TokenFlow(
-        codebook_size=int(sem.shape[0]), semantic_dim=int(sem.shape[1]), pixel_dim=int(pix.shape[1]),
-        image_size=image_size, ch=ch, ch_mult=ch_mult,
-        num_res_blocks=_count(sd, r"encoder\.conv_blocks\.0\.res\.(\d+)\."),
-        z_channels=int(c.get("z_channels", sd["quant_conv.weight"].shape[1])), num_groups=32,
-        dec_ch=int(sd["decoder.conv_out.weight"].shape[1]) // int(ch_mult[0]),
-        dec_num_res_blocks=_count(sd, r"decoder\.conv_blocks\.0\.res\.(\d+)\.") - 1,
-        patch_size=patch, sem_width=width, sem_depth=_count(sd, r"encoder_vqkd\.transformer\.resblocks\.(\d+)\."),
-        sem_heads=width // 64, sem_pos_grid=int(round((sd["encoder_vqkd.positional_embedding"].shape[0] - 1) ** 0.5)),
-        sem_dec_width=dec_width, sem_dec_depth=_count(sd, r"decoder_vqkd\.blocks\.(\d+)\."), sem_dec_heads=12,
-        teacher_dim=int(sd["decode_task_layer.2.weight"].shape[0]), scales=scales,
-        scale_drop_prob=float(kw.get("scale_drop_prob", 0.1)), beta=float(c.get("commit_loss_beta", 1.0)),
-        entropy_loss_ratio=float(c.get("entropy_loss_ratio", 0.0)))
+    with parameters_on_meta():
+        model = TokenFlow(
+            codebook_size=int(sem.shape[0]), semantic_dim=int(sem.shape[1]), pixel_dim=int(pix.shape[1]),
+            image_size=image_size, ch=ch, ch_mult=ch_mult,
+            num_res_blocks=_count(sd, r"encoder\.conv_blocks\.0\.res\.(\d+)\."),
+            z_channels=int(c.get("z_channels", sd["quant_conv.weight"].shape[1])), num_groups=32,
+            dec_ch=int(sd["decoder.conv_out.weight"].shape[1]) // int(ch_mult[0]),
+            dec_num_res_blocks=_count(sd, r"decoder\.conv_blocks\.0\.res\.(\d+)\.") - 1,
+            patch_size=patch, sem_width=width, sem_depth=_count(sd, r"encoder_vqkd\.transformer\.resblocks\.(\d+)\."),
+            sem_heads=width // 64, sem_pos_grid=int(round((sd["encoder_vqkd.positional_embedding"].shape[0] - 1) ** 0.5)),
+            sem_dec_width=dec_width, sem_dec_depth=_count(sd, r"decoder_vqkd\.blocks\.(\d+)\."), sem_dec_heads=12,
+            teacher_dim=int(sd["decode_task_layer.2.weight"].shape[0]), scales=scales,
+            scale_drop_prob=float(kw.get("scale_drop_prob", 0.1)), beta=float(c.get("commit_loss_beta", 1.0)),
+            entropy_loss_ratio=float(c.get("entropy_loss_ratio", 0.0)))
     load_state_dict_strict(model, official_to_zoo_keys(sd), source="official TokenFlow (clipb_224)")
     return model.eval()

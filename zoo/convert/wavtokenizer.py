@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 import torch
 
-from ..checkpoint import load_state_dict_strict
+from ..checkpoint import load_state_dict_strict, parameters_on_meta
 from . import register_converter
 
 __all__ = ["convert_wavtokenizer", "official_to_zoo_keys", "infer_config"]
@@ -144,7 +144,8 @@ def convert_wavtokenizer(state_dict: Mapping[str, Any] | None, config: Mapping[s
     if config is not None:
         arch.update(_check_against_yaml(arch, config, str(config_path or "the config")))
     arch.update(kwargs)
-    model = WavTokenizer(**arch)
+    with parameters_on_meta():
+        model = WavTokenizer(**arch)
     if "quantizer.inited" in sd:
         inited = sd["quantizer.inited"]
         sd["quantizer.inited"] = inited.reshape(1).to(torch.float32)

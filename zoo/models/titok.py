@@ -7,7 +7,9 @@ Image ``[B, 3, S, S]`` in [0, 1] -> N token ids ``[B, N]`` -> image. Variants, a
   4096 x 12 cosine codebook; the single-stage 8192 x 64 codebook has no normalisation);
   ``"vae"``: continuous diagonal-Gaussian latents (``encode`` keeps the posterior mean in
   ``Tokens.extras["latents"]``, ``ids`` are zero placeholders; ``decode`` also takes the latents
-  ``[B, N, token_size]`` directly; ``codebook_size`` is 1).
+  ``[B, N, token_size]`` directly; ``codebook_size`` is 1); ``"fsq"``: finite scalar quantization
+  with ``fsq_levels`` (one level count per latent channel, so ``token_size = len(fsq_levels)``;
+  no codebook to collapse, no auxiliary losses; used by the demo tokenizer).
 * decoder head ``"pixel"`` (single-stage models) or ``"proxy"`` (legacy two-stage models: 1024-way
   MaskGIT-VQGAN code logits; with ``pixel_decoder`` set, the logits are softmaxed, mixed over
   the VQGAN codebook and decoded by the MaskGIT-VQGAN decoder, as in the published checkpoints).
@@ -24,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ..api import Tokenizer, TokenizerOutput, Tokens
-from ..quant import VectorQuantizer
+from ..quant import FSQ, VectorQuantizer
 from .maskgit_vqgan import MaskGITVQGAN, MaskGITVQGANDecoder, load_proxy_vqgan
 from .titok_blocks import VIT_SIZES, TiTokDecoder, TiTokEncoder
 
@@ -50,8 +52,9 @@ class TiTok(Tokenizer):
     image_size, enc_patch_size, dec_patch_size: input side S and ViT patch sizes (S % p == 0).
     enc_size / dec_size: ``"small" | "base" | "large"`` presets (512/8/8, 768/12/12, 1024/24/16);
         ``*_width`` / ``*_depth`` / ``*_heads`` override them (heads default to width / 64).
-    num_tokens: N latent tokens; token_size: latent dim; codebook_size: VQ codes.
-    quantizer: ``"vq"`` or ``"vae"``; l2_norm: cosine VQ; beta: commitment weight.
+    num_tokens: N latent tokens; token_size: latent dim; codebook_size: VQ codes (FSQ: prod(fsq_levels)).
+    quantizer: ``"vq"``, ``"fsq"`` or ``"vae"``; l2_norm: cosine VQ; beta: commitment weight.
+    fsq_levels: FSQ levels per channel (``quantizer="fsq"`` only; ``codebook_size = prod(levels)``).
     legacy_readout: the legacy encoder's raw reshape before the output projection.
     decoder_head: ``"pixel"`` or ``"proxy"``; pixel_decoder: MaskGIT-VQGAN decoder config
         ``{"channels": [...], "num_res_blocks": 2, "z_channels": 256}`` (proxy head only).
@@ -73,10 +76,16 @@ class TiTok(Tokenizer):
                  num_tokens: int = 32, token_size: int = 12, codebook_size: int = 4096, quantizer: str = "vq",
                  l2_norm: bool = True, beta: float = 0.25, legacy_readout: bool = True,
                  decoder_head: str = "proxy", pixel_decoder: dict | None = None, proxy_weights: str | None = None,
-                 tail_drop: bool = False, text_dim: int = 0, text_len: int = 0, kl_weight: float = 1e-6):
+                 tail_drop: bool = False, text_dim: int = 0, text_len: int = 0, kl_weight: float = 1e-6,
+                 fsq_levels: list[int] | None = None):
         super().__init__()
-        if quantizer not in ("vq", "vae"):
-            raise ValueError(f"quantizer must be 'vq' or 'vae', got {quantizer!r}")
+        if quantizer not in ("vq", "fsq", "vae"):
+            raise ValueError(f"quantizer must be 'vq', 'fsq' or 'vae', got {quantizer!r}")
+        if (quantizer == "fsq") != (fsq_levels is not None):
+            raise ValueError("fsq_levels is required with quantizer='fsq' and only used by it")
+        if quantizer == "fsq" and len(fsq_levels) != token_size:
+            raise ValueError(f"FSQ quantizes each latent channel: token_size ({token_size}) must equal "
+                             f"len(fsq_levels) ({len(fsq_levels)})")
         if decoder_head not in ("pixel", "proxy"):
             raise ValueError(f"decoder_head must be 'pixel' or 'proxy', got {decoder_head!r}")
         if pixel_decoder is not None and decoder_head != "proxy":
@@ -94,8 +103,12 @@ class TiTok(Tokenizer):
         self.encoder = TiTokEncoder(image_size, enc_patch_size, ew, ed, eh, num_tokens, out_dim, legacy_readout)
         self.decoder = TiTokDecoder(image_size, dec_patch_size, dw, dd, dh, num_tokens, token_size, decoder_head,
                                     text_dim=text_dim, text_len=text_len)
-        self.quantize = (VectorQuantizer(codebook_size, token_size, beta=beta, l2_norm=l2_norm, channel_dim=-1)
-                         if quantizer == "vq" else None)
+        if quantizer == "vq":
+            self.quantize = VectorQuantizer(codebook_size, token_size, beta=beta, l2_norm=l2_norm, channel_dim=-1)
+        elif quantizer == "fsq":
+            self.quantize = FSQ(fsq_levels, channel_dim=-1)
+        else:
+            self.quantize = None
         self.pixel_quantize = self.pixel_decoder = None
         if pixel_decoder is not None:
             cfg = dict(pixel_decoder)
@@ -115,7 +128,7 @@ class TiTok(Tokenizer):
     # ----------------------------------------------------------------- properties
     @property
     def codebook_size(self) -> int:
-        """VQ codebook size; 1 for the continuous VAE variants (their ids are zero placeholders
+        """VQ / FSQ codebook size; 1 for the continuous VAE variants (their ids are zero placeholders
         carrying no information, the latents travel in ``Tokens.extras["latents"]``)."""
         return 1 if self.quantize is None else self.quantize.codebook_size
 

@@ -46,6 +46,8 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "device": "auto",              # auto | cpu | cuda | cuda:N (accelerate picks the GPU per process)
     "max_steps": 1000,
+    "stop_at_step": 0,             # end this invocation at this step (checkpointed; the schedule still
+                                   # spans max_steps, so a resumed run continues it); 0: run to max_steps
     "batch_size": 8,               # GLOBAL batch per optimizer step (split over processes and accumulation)
     "grad_accum": 1,
     "mixed_precision": "no",       # no | fp16 | bf16
@@ -209,6 +211,8 @@ def validate_recipe(recipe: dict, schema: dict = DEFAULTS, path: tuple[str, ...]
         for key in ("max_steps", "batch_size", "grad_accum", "keep_last"):
             if not isinstance(recipe[key], int) or recipe[key] < (0 if key == "max_steps" else 1):
                 raise ValueError(f"recipe {key} must be a positive integer, got {recipe[key]!r}")
+        if not isinstance(recipe["stop_at_step"], int) or recipe["stop_at_step"] < 0:
+            raise ValueError(f"recipe stop_at_step must be an integer >= 0, got {recipe['stop_at_step']!r}")
         if recipe["mixed_precision"] not in ("no", "fp16", "bf16"):
             raise ValueError(f"mixed_precision must be no, fp16 or bf16, got {recipe['mixed_precision']!r}")
 
@@ -216,7 +220,7 @@ def validate_recipe(recipe: dict, schema: dict = DEFAULTS, path: tuple[str, ...]
 def _intify(recipe: dict) -> dict:
     if recipe.get("mixed_precision") is False:  # YAML 1.1 reads a bare `no` as false
         recipe["mixed_precision"] = "no"
-    for key in ("max_steps", "batch_size", "grad_accum", "keep_last", "log_every", "eval_every",
+    for key in ("max_steps", "stop_at_step", "batch_size", "grad_accum", "keep_last", "log_every", "eval_every",
                 "checkpoint_every", "num_workers", "seed"):
         v = recipe.get(key)
         if isinstance(v, float) and v.is_integer():

@@ -293,9 +293,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> dict[str, float]:
-        """Train to ``max_steps``; returns the last logged values (and the final eval metrics)."""
+        """Train to ``max_steps`` (or to ``stop_at_step``, with a checkpoint there, when set and
+        smaller); returns the last logged values (and the final eval metrics at ``max_steps``)."""
         cfg, acc = self.cfg, self.acc
         max_steps = int(cfg["max_steps"])
+        stop = min(max_steps, int(cfg["stop_at_step"]) or max_steps)
         log_every, eval_every = max(1, int(cfg["log_every"])), int(cfg["eval_every"])
         ckpt_every = int(cfg["checkpoint_every"])
         bar = None
@@ -307,7 +309,7 @@ class Trainer:
         t0 = time.perf_counter()
         window: dict[str, torch.Tensor] = {}  # sums since the last log line (tensors: no host sync)
         counts: dict[str, int] = {}
-        while self.step < max_steps:
+        while self.step < stop:
             micro = [next(self._iter) for _ in range(int(cfg["grad_accum"]))]
             for k, v in self.train_step(micro).items():
                 window[k] = window.get(k, 0.0) + v
@@ -317,7 +319,7 @@ class Trainer:
                 self.ema.update(self.raw_model, self.step)
             if bar is not None:
                 bar.update(1)
-            if self.step % log_every == 0 or self.step == max_steps:
+            if self.step % log_every == 0 or self.step == stop:
                 steps = max(counts.values(), default=1)
                 last = self._log({k: v / counts[k] for k, v in window.items()}, (time.perf_counter() - t0) / steps)
                 window, counts = {}, {}
@@ -326,7 +328,7 @@ class Trainer:
                     bar.set_postfix(loss=f"{last.get('loss/total', float('nan')):.4f}")
             if (eval_every and self.step % eval_every == 0) or self.step == max_steps:
                 last.update(self.evaluate())
-            if (ckpt_every and self.step % ckpt_every == 0) or self.step == max_steps:
+            if (ckpt_every and self.step % ckpt_every == 0) or self.step == stop:
                 self.save()
         if bar is not None:
             bar.close()
