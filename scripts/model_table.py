@@ -28,7 +28,10 @@ def model_table() -> str:
         else:
             weights = f"[{info.source.hf_repo}](https://huggingface.co/{info.source.hf_repo})"
         published = ", ".join(f"{k} {v}" for k, v in info.metrics.items()) or "-"
-        rows.append(f"| `{name}` | {info.modality} | {tokens} | {info.codebook_size} | {weights} | "
+        codebook = info.codebook_size
+        if isinstance(codebook, (tuple, list)):  # parallel codebooks: "80 x 16" rather than 80 numbers
+            codebook = f"{len(codebook)} x {codebook[0]}" if len(set(codebook)) == 1 else ", ".join(map(str, codebook))
+        rows.append(f"| `{name}` | {info.modality} | {tokens} | {codebook} | {weights} | "
                     f"{info.license or '-'} | {published} |")
     return "\n".join(rows)
 
