@@ -1,4 +1,5 @@
-"""Data-dependent init of a WavTokenizer encoder's output (recipe ``model.setup``).
+"""Data-dependent init of a WavTokenizer encoder's output (recipe ``model.setup``), with
+:func:`zoo.train.lsuv.lsuv_init_` on real training speech.
 
 Why: at initialisation the small SEANet encoder's output is almost constant over time (per-channel
 temporal std ~1e-3 against offsets ~3e-2): k-means then places the codebook on noise, all frames
@@ -28,6 +29,7 @@ def standardize_encoder_output(model: nn.Module, clips: int = 16, seconds: float
     from zoo.data.offline import load_speech, speech_split
     from zoo.data.transforms import center_segment, peak_normalize
     from zoo.layers.seanet import WNConv1d
+    from zoo.train.lsuv import lsuv_init_
 
     convs = [m for m in model.encoder.modules() if isinstance(m, WNConv1d)]
     if not convs:
@@ -47,14 +49,5 @@ def standardize_encoder_output(model: nn.Module, clips: int = 16, seconds: float
     x = torch.stack(batch)[:, None]
     was_training = model.training
     model.eval()
-    for conv in convs:  # modules() yields them in definition order = forward order for SEANet
-        seen = []
-        handle = conv.register_forward_hook(lambda mod, args, out: seen.append(out))
-        model.encoder(x)
-        handle.remove()
-        y = seen[0]
-        mean, std = y.mean(dim=(0, 2)), y.std(dim=(0, 2)).clamp_min(1e-8)
-        conv.weight_g.div_(std.view(-1, 1, 1))
-        if conv.bias is not None:
-            conv.bias.sub_(mean).div_(std)
+    lsuv_init_(convs, lambda: model.encoder(x))  # modules() yields the convs in forward order
     model.train(was_training)
