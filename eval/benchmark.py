@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import json
 import multiprocessing as mp
+import os
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -50,6 +51,7 @@ class Result:
     params_m: float
     num_tokens: int
     input_shape: tuple
+    onednn_cache: str | None = None  # ONEDNN_PRIMITIVE_CACHE_CAPACITY of the measuring process (None: default)
 
 
 def time_call(fn: Callable[[], object], repeats: int, warmup: int, device: torch.device) -> float:
@@ -156,7 +158,7 @@ def run_case(case: Case) -> Result:
     total_s = (enc_ms + dec_ms) / 1000
     rtf = total_s / (seconds * case.batch_size) if seconds else None
     return Result(case, enc_ms, dec_ms, case.batch_size / total_s, rtf, peak_memory_mb(device), baseline, params,
-                  int(tokens.ids[0].numel()), tuple(x.shape))
+                  int(tokens.ids[0].numel()), tuple(x.shape), os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY"))
 
 
 def _worker(case: Case, queue) -> None:

@@ -80,3 +80,19 @@ def test_benchmark_script_compare_dmel(tmp_path, capsys):
     assert code == 0
     assert "dmel package ms" in capsys.readouterr().out
     assert (tmp_path / "dmel_compare.md").exists() and sys.modules.get("dmel") is not None
+
+
+def test_benchmark_script_sets_the_onednn_cache_of_case_processes(tmp_path, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "1024")  # restored (unset) after the test
+    path = Path(__file__).resolve().parents[2] / "scripts" / "benchmark.py"
+    spec = importlib.util.spec_from_file_location("benchmark_script", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    args = ["--tokenizers", smallest_image_tokenizer(), "--sizes", "64", "--repeats", "1", "--warmup", "0",
+            "--threads", "1", "--out", str(tmp_path)]
+    assert script.main([*args, "--onednn-cache", "0"]) == 0  # a spawned case process
+    rows = json.loads((tmp_path / "results.json").read_text())
+    assert [r["onednn_cache"] for r in rows] == ["0"]

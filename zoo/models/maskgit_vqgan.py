@@ -44,8 +44,10 @@ class VQGANResBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         inplace = not torch.is_grad_enabled()  # the norm outputs are temporaries
         h = self.conv1(F.silu(self.norm1(x), inplace=inplace))
-        h = self.conv2(F.silu(self.norm2(h), inplace=inplace))
-        return h + (x if self.nin_shortcut is None else self.nin_shortcut(h))
+        h = self.norm2(h)  # rebinding h frees the conv1 output before conv2 allocates its own
+        h = self.conv2(F.silu(h, inplace=inplace))
+        shortcut = x if self.nin_shortcut is None else self.nin_shortcut(h)
+        return h.add_(shortcut) if inplace else h + shortcut  # h is a fresh conv output
 
 
 class _Level(nn.Module):
@@ -123,7 +125,7 @@ class MaskGITVQGANDecoder(nn.Module):
             x = blk(x)
         for level in reversed(self.up):
             x = level(x)
-        return self.conv_out(F.silu(self.norm_out(x))).contiguous()
+        return self.conv_out(F.silu(self.norm_out(x), inplace=not torch.is_grad_enabled())).contiguous()
 
 
 class _DownLevel(nn.Module):
