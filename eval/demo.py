@@ -17,13 +17,17 @@ as float16; buffers stay float32).
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
 
 import torch
+
+from zoo.checkpoint import atomic_path
 
 __all__ = ["main", "run_demo", "evaluate_image", "evaluate_audio", "held_out_photos", "held_out_crops",
            "held_out_speech", "package_checkpoint", "markdown_table", "BASELINES"]
@@ -34,6 +38,8 @@ MIN_SPEECH_SECONDS = 2.0
 #: registry entries shown next to the demo tokenizers (no trained weights: no download either)
 BASELINES = ("dmel.official",)
 WEIGHTS_ROOT = Path(__file__).resolve().parents[1] / "zoo" / "weights"
+#: what one packaged demo tokenizer folder holds
+PACKAGED_FILES = ("config.json", "model.safetensors", "training_log.csv")
 
 
 def bits_per_position(tok) -> float:
@@ -140,10 +146,13 @@ def evaluate_audio(tok, device: str = "cpu", dnsmos: bool = True) -> dict:
     tok.encode(clips[0][None, : sr // 2].to(device))  # warm-up
     enc_total = dec_total = seconds = 0.0
     pairs = []
+    # decoders that draw random numbers (dMel's Griffin-Lim phases) get a seeded generator: same report every run
+    seeded = "generator" in inspect.signature(tok._decode).parameters
     for clip_name, clip in zip(names, clips):
         x = clip[None].to(device)
         tokens, enc_ms = _timed(lambda: tok.encode(x))
-        y, dec_ms = _timed(lambda: tok.decode(tokens))
+        kw = {"generator": torch.Generator(device=device).manual_seed(0)} if seeded else {}
+        y, dec_ms = _timed(lambda: tok.decode(tokens, **kw))
         y = y.reshape(1, -1)[:, : x.shape[-1]].float().clamp(-1, 1).cpu()
         if y.shape[-1] < x.shape[-1]:
             y = torch.nn.functional.pad(y, (0, x.shape[-1] - y.shape[-1]))
@@ -266,7 +275,9 @@ def run_demo(out: str | Path = "demo_out", device: str = "cpu", names: list[str]
 # ----------------------------------------------------------------------------- packaging
 def package_checkpoint(name: str, run_dir: str | Path, dest_root: str | Path = WEIGHTS_ROOT, use_ema: bool = True,
                        half: bool = True) -> Path:
-    """Newest checkpoint of a training run -> ``dest_root/name/{config.json, model.safetensors}``.
+    """Newest checkpoint of a training run -> ``dest_root/name/{config.json, model.safetensors,
+    training_log.csv}`` (the run's logged losses: ``tests/test_demo.py`` retrains the start of the
+    recipe and compares against them).
 
     use_ema: take the EMA weights (``step_*/ema``); half: store parameters as float16 (buffers,
     e.g. dMel's filterbank or an EMA codebook, stay float32; loading casts back to float32).
@@ -285,8 +296,13 @@ def package_checkpoint(name: str, run_dir: str | Path, dest_root: str | Path = W
     dest = Path(dest_root) / name
     dest.mkdir(parents=True, exist_ok=True)
     tok.save_pretrained(dest)
+    log = Path(run_dir) / "metrics.csv"
+    if not log.is_file():
+        raise FileNotFoundError(f"{run_dir} has no metrics.csv (the training log shipped with the weights)")
+    with atomic_path(dest / "training_log.csv") as tmp:
+        shutil.copyfile(log, tmp)
     for extra in dest.iterdir():  # keep exactly what the package ships
-        if extra.name not in ("config.json", "model.safetensors"):
+        if extra.name not in PACKAGED_FILES:
             extra.unlink()
     print(f"packaged {src} ({json.loads((ckpt / 'trainer_state.json').read_text())['step']} steps) -> {dest}")
     return dest

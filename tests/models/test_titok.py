@@ -78,6 +78,7 @@ def test_bad_inputs_raise(photo_batch):
     (dict(quantizer="fsq"), "fsq_levels is required"),
     (dict(fsq_levels=[8, 5, 5]), "fsq_levels is required"),
     (dict(quantizer="fsq", fsq_levels=[8, 5, 5]), "token_size"),
+    (dict(quantizer="fsq", token_size=3, fsq_levels=[8, 5, 5]), "200 codes, not codebook_size=32"),
     (dict(decoder_head="rgb"), "decoder_head"),
     (dict(pixel_decoder=VQGAN), "only used with decoder_head='proxy'"),
     (dict(decoder_head="proxy", pixel_decoder={**VQGAN, "hidden": 3}), "hidden"),
@@ -133,7 +134,7 @@ def test_training_forward_single_stage(photo_batch):
 
 
 def test_fsq_variant_round_trip_and_training(photo_batch):
-    tok = tiny(quantizer="fsq", token_size=4, fsq_levels=[8, 5, 5, 5])
+    tok = tiny(quantizer="fsq", token_size=4, fsq_levels=[8, 5, 5, 5], codebook_size=None)
     assert tok.codebook_size == 1000
     tokens = tok.encode(photo_batch)
     assert tokens.ids.shape == (4, 8) and 0 <= int(tokens.ids.min()) and int(tokens.ids.max()) < 1000

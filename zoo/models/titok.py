@@ -20,6 +20,7 @@ Image ``[B, 3, S, S]`` in [0, 1] -> N token ids ``[B, N]`` -> image. Variants, a
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -52,7 +53,8 @@ class TiTok(Tokenizer):
     image_size, enc_patch_size, dec_patch_size: input side S and ViT patch sizes (S % p == 0).
     enc_size / dec_size: ``"small" | "base" | "large"`` presets (512/8/8, 768/12/12, 1024/24/16);
         ``*_width`` / ``*_depth`` / ``*_heads`` override them (heads default to width / 64).
-    num_tokens: N latent tokens; token_size: latent dim; codebook_size: VQ codes (FSQ: prod(fsq_levels)).
+    num_tokens: N latent tokens; token_size: latent dim; codebook_size: VQ codes (default 4096; FSQ:
+        prod(fsq_levels), which it must equal when given).
     quantizer: ``"vq"``, ``"fsq"`` or ``"vae"``; l2_norm: cosine VQ; beta: commitment weight.
     fsq_levels: FSQ levels per channel (``quantizer="fsq"`` only; ``codebook_size = prod(levels)``).
     legacy_readout: the legacy encoder's raw reshape before the output projection.
@@ -73,7 +75,7 @@ class TiTok(Tokenizer):
                  enc_size: str | None = "large", dec_size: str | None = "large",
                  enc_width: int | None = None, enc_depth: int | None = None, enc_heads: int | None = None,
                  dec_width: int | None = None, dec_depth: int | None = None, dec_heads: int | None = None,
-                 num_tokens: int = 32, token_size: int = 12, codebook_size: int = 4096, quantizer: str = "vq",
+                 num_tokens: int = 32, token_size: int = 12, codebook_size: int | None = None, quantizer: str = "vq",
                  l2_norm: bool = True, beta: float = 0.25, legacy_readout: bool = True,
                  decoder_head: str = "proxy", pixel_decoder: dict | None = None, proxy_weights: str | None = None,
                  tail_drop: bool = False, text_dim: int = 0, text_len: int = 0, kl_weight: float = 1e-6,
@@ -86,6 +88,13 @@ class TiTok(Tokenizer):
         if quantizer == "fsq" and len(fsq_levels) != token_size:
             raise ValueError(f"FSQ quantizes each latent channel: token_size ({token_size}) must equal "
                              f"len(fsq_levels) ({len(fsq_levels)})")
+        if quantizer == "fsq":
+            if codebook_size not in (None, math.prod(fsq_levels)):
+                raise ValueError(f"FSQ levels {list(fsq_levels)} give {math.prod(fsq_levels)} codes, not "
+                                 f"codebook_size={codebook_size}")
+            codebook_size = math.prod(fsq_levels)
+        elif codebook_size is None:
+            codebook_size = 4096
         if decoder_head not in ("pixel", "proxy"):
             raise ValueError(f"decoder_head must be 'pixel' or 'proxy', got {decoder_head!r}")
         if pixel_decoder is not None and decoder_head != "proxy":
