@@ -56,11 +56,11 @@ DMEL_VOCOS_DEMO = dict(OFFICIAL_DMEL_CONFIG, mel_floor=1e-10, vocoder="vocos", g
 # measured by eval/demo.py on the packaged weights (see the module docstring)
 _METRICS = {
     "titok_demo64": {"psnr_heldout": 17.75, "ssim_heldout": 0.347, "psnr_heldout_crops": 19.27},
-    "wavtokenizer_demo75": {"stoi_heldout": 0.492, "pesq_heldout": 1.11, "dnsmos_ovrl_heldout": 1.58},
+    "wavtokenizer_demo75": {"stoi_heldout": 0.546, "pesq_heldout": 1.14, "dnsmos_ovrl_heldout": 1.58},
     "dmel_vocos_demo": {"stoi_heldout": 0.807, "pesq_heldout": 1.84, "dnsmos_ovrl_heldout": 1.21},
 }
-_STEPS = {"titok_demo64": 4000, "wavtokenizer_demo75": 3000, "dmel_vocos_demo": 3000}
-_MINUTES = {"titok_demo64": "55 min", "wavtokenizer_demo75": "44 min", "dmel_vocos_demo": "32 min"}
+_STEPS = {"titok_demo64": 4000, "wavtokenizer_demo75": 8000, "dmel_vocos_demo": 3000}
+_MINUTES = {"titok_demo64": "55 min", "wavtokenizer_demo75": "83 min", "dmel_vocos_demo": "32 min"}
 
 register_tokenizer(
     "titok_demo64.demo", TiTok, modality="image", family="titok", kwargs=dict(TITOK_DEMO64),
@@ -81,8 +81,9 @@ register_tokenizer(
     notes=_notes("wavtokenizer_demo75", _STEPS["wavtokenizer_demo75"], _DATA_SPEECH.format(n=1704),
                  _MINUTES["wavtokenizer_demo75"],
                  "Small WavTokenizer (SEANet 16 filters + 1 LSTM, 16-d EMA codebook of 1024, Vocos 192 x 6 without "
-                 "attention pos-net), mel L1 + commitment (weight 10) losses, no GAN; encoder output standardised at "
-                 "init (LSUV, recipes/demo/wt_init.py)."))
+                 "attention pos-net), mel L1 + commitment (weight 10) losses, no GAN, cosine LR + EMA; encoder "
+                 "output standardised at init (LSUV, zoo.train.lsuv via recipes/demo/wt_init.py). (A first version "
+                 "trained 3000 steps at a constant LR reached STOI 0.492.)"))
 register_tokenizer(
     "dmel_vocos_demo.demo", DMel, modality="audio", family="dmel", kwargs=dict(DMEL_VOCOS_DEMO),
     sample_rate=16000, token_shape=(81, 80), codebook_size=(16,) * 80,
