@@ -96,6 +96,13 @@ def test_parameters_on_meta_casts_dtype_and_keeps_strictness():
     load_state_dict_strict(model, half)
     assert model.a.weight.dtype == torch.float32
     assert torch.equal(model.a.weight, half["a.weight"].float())
+    # one tensor stored under two keys does not tie two independent parameters
+    shared = {k: v.clone() for k, v in ref.state_dict().items()}
+    shared["b.bias"] = shared["a.bias"]
+    with parameters_on_meta():
+        model = _Tied()
+    load_state_dict_strict(model, shared)
+    assert model.a.bias.data_ptr() != model.b.bias.data_ptr() and torch.equal(model.a.bias, model.b.bias)
     with parameters_on_meta():
         model = _Tied()
     missing = {k: v for k, v in ref.state_dict().items() if k != "a.bias"}

@@ -1,7 +1,7 @@
 """Safe, atomic reading and writing of state dicts.
 
-Reading never unpickles arbitrary objects: ``.safetensors`` through safetensors, anything
-else through ``torch.load(weights_only=True)``. Writing goes to a temporary file in the same
+Reading never unpickles arbitrary objects: ``.safetensors`` with plain reads of its validated
+header and data (:func:`read_safetensors`), anything else through ``torch.load(weights_only=True)``. Writing goes to a temporary file in the same
 folder, then ``os.replace`` (atomic on POSIX), so a killed process never leaves a torn file.
 Building a module inside :func:`parameters_on_meta` and then loading it with
 :func:`load_state_dict_strict` adopts the checkpoint tensors as parameters: the weights are held
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -95,6 +96,10 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     once, instead of its result plus the mapped pages of the original file). The header is
     checked: a truncated or inconsistent file raises :class:`CheckpointMismatchError`."""
     path = Path(path)
+    if sys.byteorder != "little":  # the format is little-endian; let the library swap bytes
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
     size = path.stat().st_size
 
     def bad(why: str) -> CheckpointMismatchError:
@@ -160,8 +165,13 @@ def load_state_dict_strict(module: nn.Module, state_dict: Mapping[str, torch.Ten
     if any(t.is_meta for t in _tensors(module)):
         # parameters built by parameters_on_meta(): adopt the checkpoint tensors (cast to the module's
         # dtype, contiguous) instead of copying them into a second allocation
-        adopted = {k: v.to(own[k].dtype).contiguous() if v.is_floating_point() else v.contiguous()
-                   for k, v in state_dict.items()}
+        adopted, seen = {}, set()
+        for k, v in state_dict.items():
+            v = v.to(own[k].dtype).contiguous() if v.is_floating_point() else v.contiguous()
+            where = (v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape))
+            # one checkpoint tensor under two keys must not tie two independent parameters
+            adopted[k] = v.clone() if where in seen else v
+            seen.add(where)
         tied: dict[int, list[str]] = {}
         for name, p in module.named_parameters(remove_duplicate=False):
             tied.setdefault(id(p), []).append(name)
@@ -195,7 +205,9 @@ def parameters_on_meta() -> Iterator[None]:
     """Inside this context every ``nn.Parameter`` registered on a module lives on the meta device
     (no memory, initialisers are no-ops); buffers stay real, so non-persistent tables (sin-cos
     position embeddings, mel filters) are computed as usual. Load the module with
-    :func:`load_state_dict_strict` afterwards, which adopts the checkpoint tensors."""
+    :func:`load_state_dict_strict` afterwards, which adopts the checkpoint tensors. It patches
+    ``nn.Module.register_parameter`` while active: do not build unrelated modules in other threads
+    meanwhile."""
     original = nn.Module.register_parameter
 
     def register_on_meta(self, name, param):
