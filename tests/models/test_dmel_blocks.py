@@ -21,8 +21,9 @@ def _speech(batch: int, num_samples: int) -> torch.Tensor:
     return torch.stack(out)
 
 
+# short inputs (<= 1024 frames over the batch) take one block, longer ones several: both sides covered
 @pytest.mark.parametrize("batch,num_samples", [(1, 16000 * 6 + 123), (3, 200 * 128 - 1), (2, 200 * 384),
-                                               (5, 700)])
+                                               (5, 700), (1, 16000 * 21 + 7), (3, 200 * 400), (8, 200 * 130 - 3)])
 def test_blocked_ids_equal_one_shot_ids(tok, batch, num_samples):
     x = _speech(batch, num_samples)
     with torch.no_grad():

@@ -30,6 +30,7 @@ __all__ = ["DMel", "slaney_mel_filterbank", "dmel_bin_centers", "OFFICIAL_DMEL_C
 _POWER_FLOOR = 1e-10       # official clamp of re^2 + im^2 before the square root
 _FILTERS_PER_GROUP = 8     # mel filters per banded matmul (the filterbank is ~90 % zeros)
 _FRAMES_PER_BLOCK = 384    # STFT frames (summed over the batch) per block of the no-grad tokenizer path
+_SINGLE_BLOCK_FRAMES = 1024  # up to this many frames (summed over the batch: ~12.8 s) one block is faster
 
 #: the settings of the official example (run_example.py); LogMelFbank's own default stride is 25 ms
 OFFICIAL_DMEL_CONFIG = dict(sample_rate=16000, n_fft=1024, frame_size_ms=50.0, frame_stride_ms=12.5, n_mels=80,
@@ -252,7 +253,8 @@ class DMel(Tokenizer):
             pad = self.n_fft // 2
             xp = torch.nn.functional.pad(x[:, None], (pad, pad), mode="reflect")[:, 0]
             frames = (xp.shape[-1] - self.n_fft) // self.hop_length + 1
-            block = max(32, _FRAMES_PER_BLOCK // x.shape[0])
+            # short inputs in one block (fewer calls); long or batched ones in cache-sized blocks
+            block = frames if frames * x.shape[0] <= _SINGLE_BLOCK_FRAMES else max(32, _FRAMES_PER_BLOCK // x.shape[0])
             first, last = self._bins
             groups = [(getattr(self, f"_fbank_group{i}"), f0, f1, lo - first, hi - first)
                       for i, (f0, f1, lo, hi) in enumerate(self._groups)]
