@@ -60,7 +60,11 @@ class WNConv1d(nn.Module):
         ref = nn.Conv1d(in_channels, out_channels, kernel_size, stride, dilation=dilation, groups=groups, bias=bias)
         self.stride, self.dilation, self.groups = stride, dilation, groups
         self.weight_v = nn.Parameter(ref.weight.detach().clone())
-        self.weight_g = nn.Parameter(ref.weight.detach().norm(dim=(1, 2), keepdim=True))
+        v = ref.weight.detach()
+        # on the meta device (zoo.checkpoint.parameters_on_meta) only the shape matters: torch.norm there
+        # would route through torch._refs and import torch._dynamo (sympy, triton) just to build a shape
+        g = torch.empty(v.shape[0], 1, 1, device="meta") if v.is_meta else v.norm(dim=(1, 2), keepdim=True)
+        self.weight_g = nn.Parameter(g)
         self.bias = nn.Parameter(ref.bias.detach().clone()) if bias else None
 
     @property
