@@ -162,7 +162,7 @@ def load_state_dict_strict(module: nn.Module, state_dict: Mapping[str, torch.Ten
         raise CheckpointMismatchError(
             f"{source} does not match {type(module).__name__}:" + fmt("missing keys", missing)
             + fmt("unexpected keys", unexpected) + fmt("shape mismatches", shapes))
-    if any(t.is_meta for t in _tensors(module)):
+    if any(t.is_meta for _, t in _named_tensors(module)):
         # parameters built by parameters_on_meta(): adopt the checkpoint tensors (cast to the module's
         # dtype, contiguous) instead of copying them into a second allocation
         adopted, seen = {}, set()
@@ -194,10 +194,6 @@ def load_state_dict_strict(module: nn.Module, state_dict: Mapping[str, torch.Ten
 def _named_tensors(module: nn.Module):
     yield from module.named_parameters(remove_duplicate=False)
     yield from module.named_buffers(remove_duplicate=False)
-
-
-def _tensors(module: nn.Module):
-    return (t for _, t in _named_tensors(module))
 
 
 @contextmanager

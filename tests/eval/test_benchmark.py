@@ -63,18 +63,25 @@ def test_compare_dmel_against_the_package(tmp_path):
     assert json.loads((tmp_path / "dmel_compare.json").read_text())[0]["ids_identical"] is True
 
 
-def test_benchmark_script_compare_dmel(tmp_path, capsys):
+def _benchmark_script():
+    """``scripts/benchmark.py`` imported as a module (it is a script, not a package module)."""
     import importlib.util
-    import sys
     from pathlib import Path
 
-    import pytest
-
-    pytest.importorskip("dmel")
     path = Path(__file__).resolve().parents[2] / "scripts" / "benchmark.py"
     spec = importlib.util.spec_from_file_location("benchmark_script", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_benchmark_script_compare_dmel(tmp_path, capsys):
+    import sys
+
+    import pytest
+
+    pytest.importorskip("dmel")
+    script = _benchmark_script()
     code = script.main(["--compare-dmel", "--batch-sizes", "1", "--sizes", "1", "--repeats", "1", "--warmup", "0",
                         "--no-isolate", "--out", str(tmp_path)])
     assert code == 0
@@ -83,14 +90,8 @@ def test_benchmark_script_compare_dmel(tmp_path, capsys):
 
 
 def test_benchmark_script_sets_the_onednn_cache_of_case_processes(tmp_path, monkeypatch):
-    import importlib.util
-    from pathlib import Path
-
     monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "1024")  # restored (unset) after the test
-    path = Path(__file__).resolve().parents[2] / "scripts" / "benchmark.py"
-    spec = importlib.util.spec_from_file_location("benchmark_script", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _benchmark_script()
     args = ["--tokenizers", smallest_image_tokenizer(), "--sizes", "64", "--repeats", "1", "--warmup", "0",
             "--threads", "1", "--out", str(tmp_path)]
     assert script.main([*args, "--onednn-cache", "0"]) == 0  # a spawned case process
