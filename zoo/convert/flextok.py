@@ -303,7 +303,8 @@ def _convert_state_dict(sd: Mapping[str, torch.Tensor], names: dict[str, str], e
 
 @register_converter("flextok")
 def convert_flextok(state_dict: Mapping[str, torch.Tensor], config: Mapping[str, Any] | None, *,
-                    config_path: str | os.PathLike | None = None, files: Mapping[str, Any] | None = None, **kwargs):
+                    config_path: str | os.PathLike | None = None, files: Mapping[str, Any] | None = None,
+                    arch: Mapping[str, Any] | None = None, **kwargs):
     """Official FlexTok state dict + Hydra config -> :class:`FlexTok` (eval mode).
 
     config: the official ``config.json`` dict; None reads it from the safetensors header of

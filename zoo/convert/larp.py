@@ -167,7 +167,7 @@ def map_larp_state_dict(sd: Mapping[str, torch.Tensor], kwargs: Mapping[str, Any
 
 
 @register_converter("larp")
-def convert_larp(state_dict, config, *, config_path=None, files=None, **kw):
+def convert_larp(state_dict, config, *, config_path=None, files=None, arch=None, **kw):
     """Official LARP tokenizer (state dict + config.json) -> Video1DTokenizer in eval mode."""
     from ..models.video import Video1DTokenizer
 

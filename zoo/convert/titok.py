@@ -251,7 +251,7 @@ def _official_name(key: str) -> str:
 
 
 @register_converter("titok")
-def convert_titok(state_dict, config, *, config_path=None, files=None, vqgan_weights=None, **kw):
+def convert_titok(state_dict, config, *, config_path=None, files=None, arch=None, vqgan_weights=None, **kw):
     """bytedance TiTok / TA-TiTok (and One-D-Piece, detected from ``model.type``) -> TiTok.
 
     vqgan_weights: optional MaskGIT-VQGAN checkpoint (``maskgit-vqgan-imagenet-f16-256.bin``) merged
@@ -264,7 +264,7 @@ def convert_titok(state_dict, config, *, config_path=None, files=None, vqgan_wei
 
 
 @register_converter("onedpiece")
-def convert_onedpiece(state_dict, config, *, config_path=None, files=None, vqgan_weights=None, **kw):
+def convert_onedpiece(state_dict, config, *, config_path=None, files=None, arch=None, vqgan_weights=None, **kw):
     """turing-motors One-D-Piece (legacy TiTok weights, tail-token drop, always legacy read-out)."""
     _no_extra(kw)
     return _convert(state_dict, config, True, source=str(config_path or "official One-D-Piece"),

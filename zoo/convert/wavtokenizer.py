@@ -128,7 +128,7 @@ def _check_against_yaml(kwargs: dict[str, Any], config: Mapping[str, Any], sourc
 
 @register_converter("wavtokenizer")
 def convert_wavtokenizer(state_dict: Mapping[str, Any] | None, config: Mapping[str, Any] | None, *,
-                         config_path=None, files=None, **kwargs):
+                         config_path=None, files=None, arch=None, **kwargs):
     """Official checkpoint (+ optional yaml) -> eval-mode ``WavTokenizer`` with the weights loaded strictly.
 
     kwargs: ``WavTokenizer`` overrides that do not change parameter shapes (e.g. ``mel_weight``).

@@ -182,7 +182,7 @@ class FQGAN(Tokenizer):
         return TokenizerOutput(recon=(dec + 1.0) / 2.0, tokens=tokens, losses=losses, stats=q.stats,
                                extras={"z_q": q.z_q, "semantic_features": feats})
 
-    def _encode(self, x: torch.Tensor, **kwargs) -> Tokens:
+    def _encode(self, x: torch.Tensor) -> Tokens:
         q = self.quantizer(self.branch_latents(x))
         return Tokens(ids=q.ids.flatten(1, 2), input_shape=tuple(x.shape[-2:]))
 
@@ -196,13 +196,14 @@ class FQGAN(Tokenizer):
             raise ValueError(f"{n} tokens do not form a {h}x{w} grid; pass Tokens with input_shape")
         return h, w
 
-    def _decode(self, tokens: Tokens, **kwargs) -> torch.Tensor:
+    def _decode(self, tokens: Tokens) -> torch.Tensor:
+        """Images ``[B, 3, H, W]`` on the [0, 1] scale (unclamped)."""
         ids = tokens.ids
         if ids.dim() != 3 or ids.shape[-1] != len(self.branches):
             raise ValueError(f"FQGAN ids must be [B, N, {len(self.branches)}], got {tuple(ids.shape)}")
         h, w = self._grid(tokens)
         z_q = self.quantizer.ids_to_latents(ids.view(ids.shape[0], h, w, -1))
-        return ((self.decode_latents(z_q) + 1.0) / 2.0).clamp(0.0, 1.0)
+        return (self.decode_latents(z_q) + 1.0) / 2.0
 
 
 # ---------------------------------------------------------------------- registry

@@ -232,16 +232,17 @@ class TokenFlow(Tokenizer):
         return TokenizerOutput(recon=(dec + 1.0) / 2.0, tokens=Tokens(ids=q.ids, input_shape=tuple(x.shape[-2:])),
                                losses=losses, stats=q.stats, extras={"z_q": q.z_q, "semantic_features": feats})
 
-    def _encode(self, x: torch.Tensor, **kwargs) -> Tokens:
+    def _encode(self, x: torch.Tensor) -> Tokens:
         return Tokens(ids=self.quantizer(self.latents(x)).ids, input_shape=tuple(x.shape[-2:]))
 
-    def _decode(self, tokens: Tokens, **kwargs) -> torch.Tensor:
+    def _decode(self, tokens: Tokens) -> torch.Tensor:
+        """Images ``[B, 3, H, W]`` on the [0, 1] scale (unclamped)."""
         want = 2 if isinstance(self.codebook_size, int) else 3
         if tokens.ids.dim() != want:
             raise ValueError(f"TokenFlow ids must be {'[B, T]' if want == 2 else '[B, T, 2]'}, "
                              f"got {tuple(tokens.ids.shape)}")
         dec, _ = self.decode_latents(self.quantizer.ids_to_latents(tokens.ids))
-        return ((dec + 1.0) / 2.0).clamp(0.0, 1.0)
+        return (dec + 1.0) / 2.0
 
     def decode_semantic(self, tokens: Tokens | torch.Tensor) -> torch.Tensor:
         """Ids -> reconstructed teacher features ``[B, grid*grid, teacher_dim]`` (understanding path)."""
