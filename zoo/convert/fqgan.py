@@ -36,8 +36,8 @@ from .architecture import ArchitectureMismatchError, check_stated, merge_setting
 from .training_args import checkpoint_settings, unwrap_checkpoint
 
 __all__ = ["convert_fqgan", "convert_fqgan_quantizer", "unwrap_checkpoint", "fqgan_variant",
-           "fqgan_kwargs_from_official", "official_to_zoo_keys", "to_official_state_dict", "VQ_MODELS",
-           "CODEBOOK_USED_SIZE"]
+           "fqgan_kwargs_from_official", "official_to_zoo_keys", "to_official_state_dict", "to_official_args",
+           "VQ_MODELS", "CODEBOOK_USED_SIZE"]
 
 #: ``VQ_models`` of tokenizer/vq_model_{dual,triple}.py: name -> encoder / decoder ch_mult
 VQ_MODELS = {"VQ-16": (1, 1, 2, 2, 4), "VQ-8": (1, 2, 2, 4)}
@@ -232,6 +232,32 @@ def to_official_state_dict(model) -> dict[str, torch.Tensor]:
             new = _unrename_blocks(f"{feat[m.group(1)]}.{m.group(2)}")
         out[new] = value
     return out
+
+
+def to_official_args(model) -> dict[str, Any]:
+    """The training arguments a released FQGAN ``.pt`` stores under ``"args"`` (as a dict; write it as
+    ``argparse.Namespace(**args)``) that describe ``model``: ``vq_model`` names the released ``ch_mult``
+    (other ones are written as ``encoder_ch_mult`` / ``decoder_ch_mult``), ``z_channels`` only when it
+    is not the official default 256. Raises ``ValueError`` for what the official model cannot hold
+    (other heads or GroupNorm groups, a decoder unlike the encoder)."""
+    c = model.config
+    for key, want in (("adapter_heads", 8), ("feat_heads", 8), ("num_groups", 32)):
+        if c.get(key, want) != want:
+            raise ValueError(f"FQGAN {key}={c[key]} has no official setting (the official code uses {want})")
+    args: dict[str, Any] = dict(
+        codebook_size=int(c["codebook_size"]), codebook_embed_dim=int(c["codebook_dim"]), codebook_l2_norm=True,
+        commit_loss_beta=float(c["beta"]), entropy_loss_ratio=float(c["entropy_loss_ratio"]),
+        dropout_p=float(c["dropout"]), image_size=int(c["image_size"]), with_clip_supervision=bool(c["feat_dims"]),
+        with_disentanglement=float(c["disentangle_ratio"]) > 0, disentanglement_ratio=float(c["disentangle_ratio"]) or 0.1,
+        semantic_weight=float(c["semantic_weight"]))
+    family = next((name for name, mult in VQ_MODELS.items() if list(mult) == list(c["ch_mult"])), None)
+    if family is not None:
+        args["vq_model"] = family
+    else:
+        args["encoder_ch_mult"] = args["decoder_ch_mult"] = list(c["ch_mult"])
+    if int(c["z_channels"]) != 256:
+        args["z_channels"] = int(c["z_channels"])
+    return args
 
 
 @register_converter("fqgan")

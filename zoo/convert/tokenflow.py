@@ -45,7 +45,7 @@ from .architecture import ArchitectureMismatchError, check_stated, merge_setting
 from .training_args import checkpoint_settings, unwrap_checkpoint
 
 __all__ = ["convert_tokenflow_quantizer", "convert_tokenflow", "tokenflow_scales", "official_to_zoo_keys",
-           "tokenflow_kwargs_from_official", "to_official_state_dict", "CODEBOOK_USED_SIZE"]
+           "tokenflow_kwargs_from_official", "to_official_state_dict", "to_official_args", "CODEBOOK_USED_SIZE"]
 
 #: length of the official ``quantize.codebook_used`` logging buffer
 CODEBOOK_USED_SIZE = 131072
@@ -269,3 +269,34 @@ def to_official_state_dict(model) -> dict[str, torch.Tensor]:
             out[key] = value
     out["quantize.codebook_used"] = torch.zeros(CODEBOOK_USED_SIZE, device=out["quantize.embedding_vqkd.weight"].device)
     return out
+
+
+def to_official_args(model) -> dict:
+    """The training arguments a released TokenFlow ``.pt`` stores under ``"args"`` (as a dict) that
+    describe ``model`` (teacher clipb_224; ``infer_interpolate`` and ``image_size`` give its
+    inference resolution). Raises ``ValueError`` for what the official model cannot hold."""
+    from ..quant.dual import TOKENFLOW_SCALES
+
+    c = model.config
+    scales = tuple(model.quantizer.scales)
+    if scales not in (TOKENFLOW_SCALES["clipb_224"], TOKENFLOW_SCALES["clipb_224_interpolate"]):
+        raise ValueError(f"scales {list(scales)} are not a clipb_224 TokenFlow schedule")
+    dec = {"dec_ch": c["dec_ch"] or c["ch"], "dec_num_res_blocks": c["dec_num_res_blocks"] or c["num_res_blocks"]}
+    if dec == ENHANCED_DECODER:
+        enhanced = True
+    elif dec == {"dec_ch": c["ch"], "dec_num_res_blocks": c["num_res_blocks"]}:
+        enhanced = False
+    else:
+        raise ValueError(f"decoder {dec} is neither TokenFlow's plain nor its enhanced decoder")
+    if c.get("codebook_mapping", "shared") != "shared":
+        raise ValueError("only the shared-mapping TokenFlow has an official layout")
+    args = dict(vq_model="TokenFlow", teacher="clipb_224", codebook_size=int(c["codebook_size"]),
+                codebook_embed_dim=int(c["pixel_dim"]), semantic_code_dim=int(c["semantic_dim"]), codebook_l2_norm=True,
+                commit_loss_beta=float(c["beta"]), entropy_loss_ratio=float(c["entropy_loss_ratio"]),
+                enhanced_decoder=enhanced, infer_interpolate=scales == TOKENFLOW_SCALES["clipb_224_interpolate"],
+                image_size=int(model.grid * model.factor))
+    if list(c["ch_mult"]) != list(VQ_MODELS["TokenFlow"]):
+        args["encoder_ch_mult"] = args["decoder_ch_mult"] = list(c["ch_mult"])
+    if int(c["z_channels"]) != 256:
+        args["z_channels"] = int(c["z_channels"])
+    return args
