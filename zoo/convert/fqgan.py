@@ -30,7 +30,7 @@ from typing import Any, Mapping
 import torch
 
 from ..checkpoint import load_state_dict_strict, parameters_on_meta
-from ..layers.conv import conv_levels_from_state_dict
+from ..layers.conv import conv_autoencoder_from_state_dict
 from . import register_converter
 from .architecture import ArchitectureMismatchError, check_stated, merge_settings, same_setting
 from .training_args import checkpoint_settings, unwrap_checkpoint
@@ -124,15 +124,11 @@ def fqgan_kwargs_from_official(sd: Mapping[str, torch.Tensor], settings: Mapping
     k, d = shapes.pop()
     if not settings.get("codebook_l2_norm", True):
         raise ValueError("FQGAN checkpoints with codebook_l2_norm=False are not supported")
-    ch = int(sd["encoder.conv_in.weight"].shape[0])
-    widths, num_res = conv_levels_from_state_dict(sd, "encoder.")
-    if any(w % ch for w in widths):
-        raise ArchitectureMismatchError(f"{source}: encoder level widths {widths} are not multiples of ch={ch}")
-    ch_mult = [w // ch for w in widths]
-    dec_widths, dec_res = conv_levels_from_state_dict(sd, "decoder.", decoder=True)
-    if dec_widths != widths or dec_res != num_res + 1:
-        raise ArchitectureMismatchError(f"{source}: the decoder (widths {dec_widths}, {dec_res} res blocks per level) "
-                                        f"is not the mirror of the encoder ({widths}, {num_res} + 1)")
+    conv = conv_autoencoder_from_state_dict(sd)
+    ch, ch_mult, num_res = conv["ch"], conv["ch_mult"], conv["num_res_blocks"]
+    if (conv["dec_ch"], conv["dec_num_res_blocks"]) != (ch, num_res):
+        raise ArchitectureMismatchError(f"{source}: the decoder (width {conv['dec_ch']}, {conv['dec_num_res_blocks']} "
+                                        f"res blocks) is not the mirror of the encoder ({ch}, {num_res})")
     declared, factor = _declared_ch_mult(settings, source)
     if factor is not None and 2 ** (len(ch_mult) - 1) != factor:
         raise ArchitectureMismatchError(f"{source}: vq_model {settings.get('vq_model') or settings.get('vq_model_family')!r} "

@@ -39,7 +39,7 @@ from typing import Mapping
 import torch
 
 from ..checkpoint import load_state_dict_strict, parameters_on_meta
-from ..layers.conv import conv_levels_from_state_dict
+from ..layers.conv import conv_autoencoder_from_state_dict
 from . import register_converter
 from .architecture import ArchitectureMismatchError, check_stated, merge_settings
 from .training_args import checkpoint_settings, unwrap_checkpoint
@@ -173,20 +173,11 @@ def tokenflow_kwargs_from_official(sd: Mapping[str, torch.Tensor], settings: Map
         raise KeyError("not a clipb_224 TokenFlow state dict: encoder_vqkd.conv1.weight is missing")
     sem, pix = sd["quantize.embedding_vqkd.weight"], sd["quantize.embedding_vqgan.weight"]
     width = int(sd["encoder_vqkd.conv1.weight"].shape[0])
-    ch = int(sd["encoder.conv_in.weight"].shape[0])
-    widths, num_res = conv_levels_from_state_dict(sd, "encoder.")
-    if any(w % ch for w in widths):
-        raise ArchitectureMismatchError(f"{source}: encoder level widths {widths} are not multiples of ch={ch}")
-    ch_mult = [w // ch for w in widths]
-    dec_widths, dec_res = conv_levels_from_state_dict(sd, "decoder.", decoder=True)
-    dec_ch = dec_widths[0] // ch_mult[0]
-    if [dec_ch * m for m in ch_mult] != dec_widths:
-        raise ArchitectureMismatchError(f"{source}: decoder level widths {dec_widths} do not follow the encoder's "
-                                        f"ch_mult {ch_mult}")
+    conv = conv_autoencoder_from_state_dict(sd)
     found = dict(
-        codebook_size=int(sem.shape[0]), semantic_dim=int(sem.shape[1]), pixel_dim=int(pix.shape[1]), ch=ch,
-        ch_mult=ch_mult, num_res_blocks=num_res, z_channels=int(sd["quant_conv.weight"].shape[1]), num_groups=32,
-        dec_ch=dec_ch, dec_num_res_blocks=dec_res - 1, patch_size=int(sd["encoder_vqkd.conv1.weight"].shape[-1]),
+        codebook_size=int(sem.shape[0]), semantic_dim=int(sem.shape[1]), pixel_dim=int(pix.shape[1]), **conv,
+        z_channels=int(sd["quant_conv.weight"].shape[1]), num_groups=32,
+        patch_size=int(sd["encoder_vqkd.conv1.weight"].shape[-1]),
         sem_width=width, sem_depth=_count(sd, r"encoder_vqkd\.transformer\.resblocks\.(\d+)\."),
         sem_heads=width // 64, sem_pos_grid=int(round((sd["encoder_vqkd.positional_embedding"].shape[0] - 1) ** 0.5)),
         sem_dec_width=int(sd["decoder_vqkd.cls_token"].shape[-1]), sem_dec_depth=_count(sd, r"decoder_vqkd\.blocks\.(\d+)\."),
@@ -197,7 +188,7 @@ def tokenflow_kwargs_from_official(sd: Mapping[str, torch.Tensor], settings: Map
         raise ArchitectureMismatchError(f"{source}: unknown TokenFlow vq_model {family!r} (known: {sorted(VQ_MODELS)})")
     declared = mults or ([list(VQ_MODELS[family])] if family is not None else [])
     enhanced = settings.get("enhanced_decoder")
-    plain = {"dec_ch": ch, "dec_num_res_blocks": num_res}
+    plain = {"dec_ch": conv["ch"], "dec_num_res_blocks": conv["num_res_blocks"]}
     if enhanced is not None:
         check_stated(ENHANCED_DECODER if enhanced else plain, found, f"{source} (enhanced_decoder={enhanced})")
     check_stated({"codebook_size": settings.get("codebook_size"), "semantic_dim": settings.get("semantic_code_dim"),
