@@ -211,9 +211,10 @@ _RELEASED = dict(codebook_size=16384, codebook_dim=8, z_channels=256, ch=128, nu
                  image_size=256, adapter_depth=6, adapter_heads=8, feat_depth=3, feat_heads=8, beta=0.25,
                  entropy_loss_ratio=0.03, disentangle_ratio=0.1, semantic_weight=0.5)
 _FQGAN_NOTE = ("Official checkpoint from github.com/showlab/FQGAN (README table), converted by zoo.convert.fqgan "
-               "(the EMA weights when the file holds them); the conversion was checked against the official "
-               "VQModel code at the release architecture with random weights (identical ids, decode within 3e-5, "
-               "equal disentanglement loss and feature predictions), not on the released files (no network here). "
+               "(the EMA weights when the file holds them; architecture from the weights and the stored training "
+               "args, checked against this entry). Whole-model parity is tested on fixtures made by running the "
+               "official VQModel code (dual at /16 and /8, shrunk widths: tests/convert/test_fqgan_whole_golden.py; "
+               "ids exact, unclamped decode within 1e-4), not on the released files (no network here). "
                "No revision hash could be looked up offline: the revision is unpinned (main). rFID on ImageNet "
                "val 256x256 as published in the README.")
 

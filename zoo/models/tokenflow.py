@@ -265,9 +265,11 @@ register_tokenizer(
     paper="arXiv:2412.03069",
     notes=("Official TokenFlow tokenizer of the text-to-image model (CLIP ViT-B/16 teacher, 32k shared codebook, "
            "enhanced decoder), evaluated by the authors at 256x256 with interpolated positions and scales up to 16 "
-           "(scripts/reconstruction_vq.sh). Converted by zoo.convert.tokenflow; the conversion was checked against the "
-           "official TokenFlow code at this exact architecture with random weights (identical 817 ids, pixel decode "
-           "within 3e-5, semantic features within 1e-6), not on the released file (no network here); the "
+           "(scripts/reconstruction_vq.sh); the file stores no resolution, this entry gives it. Converted by "
+           "zoo.convert.tokenflow (architecture from the weights and the stored training args, checked against this "
+           "entry). Whole-model parity is tested on a fixture made by running the official code (shrunk widths, the "
+           "224-px schedule, 561 ids: tests/convert/test_tokenflow_whole_golden.py), not on the released file and "
+           "not at the 256-px interpolated schedule (no network here); the "
            "revision is unpinned (main). The README publishes no reconstruction numbers for this file: metrics "
            "left empty."))
 
