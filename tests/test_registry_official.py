@@ -55,3 +55,27 @@ def test_a_checkpoint_of_another_architecture_is_refused(tmp_path):
     (src / "fqgan_dual_ds16.pt").rename(src / "fqgan_dual_ds8.pt")
     with load_on_meta(), pytest.raises(zoo.CheckpointMismatchError, match="ch_mult"):
         zoo.create_tokenizer("fqgan_dual_ds8.in1k", weights=src)
+
+
+def test_a_stale_converted_cache_is_converted_again(tmp_path, monkeypatch, caplog):
+    """A cached conversion of another architecture (an older converter's output) is not used: the
+    official files (here an offline Hugging Face cache) are converted again."""
+    import huggingface_hub.constants as hc
+
+    from zoo.hub import converted_cache_dir
+
+    name = "fqgan_dual_ds8.in1k"
+    info = get_info(name)
+    hub = tmp_path / "hub"
+    repo = hub / f"models--{info.source.hf_repo.replace('/', '--')}"
+    write_official_folder(name, repo / "snapshots" / ("0" * 40))
+    (repo / "refs").mkdir()
+    (repo / "refs" / (info.source.revision or "main")).write_text("0" * 40)
+    for key, value in (("HF_HUB_CACHE", str(hub)), ("HF_HUB_OFFLINE", True)):
+        monkeypatch.setattr(hc, key, value)
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "zoo-cache"))
+    zoo.create_tokenizer("fqgan_tiny.untrained").save_pretrained(converted_cache_dir(name, info.source))
+    with load_on_meta(), caplog.at_level("WARNING"):
+        tok = zoo.create_tokenizer(name, pretrained=True)
+    assert "ignoring the cached conversion" in caplog.text
+    assert tok.token_shape((3, 256, 256)) == (1024, 2)

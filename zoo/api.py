@@ -261,6 +261,8 @@ class Tokenizer(nn.Module, PyTorchModelHubMixin, library_name="tokenizer-zoo",
         with parameters_on_meta():  # the checkpoint tensors become the parameters (no second copy)
             model = cls(**model_kwargs)
         load_state_dict_strict(model, weights, source=str(model_id))
+        if any(p.is_meta for p in model.parameters()):  # read inside zoo.checkpoint.load_on_meta: shapes only
+            return model.eval()
         return model.to(map_location).eval()
 
 

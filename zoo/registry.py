@@ -161,15 +161,17 @@ def _load_pretrained(info: TokenizerInfo, revision=None, weights=None, **kwargs)
         tok = from_pretrained(folder, **kwargs)
     else:
         cache = converted_cache_dir(info.name, source) if weights is None and revision is None else None
+        arch = {**info.kwargs, **kwargs}
+        tok = None
         if cache is not None and (cache / "model.safetensors").is_file():
-            tok = from_pretrained(cache, **kwargs)
-        else:
+            tok = _cached_conversion(info, cache, arch, **kwargs)
+        if tok is None:
             files = resolve_source(source, weights=weights, revision=revision)
             # the entry's architecture fills what the checkpoint does not store and is checked
             # against what it does (a disagreement raises instead of loading another model)
             tok = load_official(source.converter, files.get("weights"), files.get("config"), files=files,
-                                arch={**info.kwargs, **kwargs}, **kwargs)
-            if cache is not None:
+                                arch=arch, **kwargs)
+            if cache is not None and not any(p.is_meta for p in tok.parameters()):
                 try:
                     tok.save_pretrained(cache)
                 except OSError as e:  # a read-only cache must not stop loading
@@ -177,6 +179,23 @@ def _load_pretrained(info: TokenizerInfo, revision=None, weights=None, **kwargs)
     if not kwargs:
         check_advertised(info, tok)
     return tok.eval()
+
+
+def _cached_conversion(info: TokenizerInfo, cache, arch: dict, **kwargs):
+    """The cached zoo-format conversion, or None when it is not this entry's architecture (a cache
+    written by an older converter): it is then converted again and the cache overwritten."""
+    from .api import from_pretrained
+    from .convert.architecture import ArchitectureMismatchError, check_same_architecture
+
+    tok = from_pretrained(cache, **kwargs)
+    try:
+        check_same_architecture(tok, arch, source=f"the cached conversion {cache}")
+        if not kwargs:
+            check_advertised(info, tok)
+    except ArchitectureMismatchError as e:
+        log.warning("ignoring the cached conversion of %s (%s); converting the official files again", info.name, e)
+        return None
+    return tok
 
 
 def check_advertised(info: TokenizerInfo, tok) -> None:

@@ -11,6 +11,7 @@ import zoo
 from tests.conftest import load_golden, register_golden_entry
 from zoo.checkpoint import load_state_dict_file
 from zoo.convert.architecture import ArchitectureMismatchError
+from zoo.convert.wavtokenizer import to_official_state_dict
 
 pytestmark = pytest.mark.golden
 
@@ -139,24 +140,12 @@ def test_missing_or_foreign_weights_are_named():
         zoo.load_official("wavtokenizer", {"encoder.weight": torch.zeros(1)}, None)
 
 
-def _to_official(sd):
-    out = {}
-    for k, v in sd.items():
-        if k.startswith("encoder."):
-            out["feature_extractor.encodec." + k] = v
-        elif k.startswith("quantizer."):
-            out["feature_extractor.encodec.quantizer.vq.layers.0._codebook." + k[len("quantizer."):]] = v
-        else:
-            out[k] = v
-    return out
-
-
 @pytest.mark.parametrize("name", ["wavtokenizer_small_40.libritts", "wavtokenizer_large_75.speech"])
 def test_full_size_layout_round_trips_through_the_converter(name):
     """The published architecture (768-wide, 12 ConvNeXt layers, 4096 codes) is read back from shapes."""
     torch.manual_seed(0)
     model = zoo.create_tokenizer(name, pretrained=False)
-    official = _to_official(model.state_dict())
+    official = to_official_state_dict(model)
     official["feature_extractor.encodec.quantizer.vq.layers.0._codebook.inited"] = torch.ones(1)
     tok = zoo.load_official("wavtokenizer", {"state_dict": official}, None)
     assert tok.config == {**tok.config, **zoo.get_info(name).kwargs}
