@@ -18,6 +18,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from .checkpoint import load_state_dict_strict, parameters_on_meta
+from .precision import precision_context, resolve_precision, to_float32
 from .validate import validate_audio, validate_ids, validate_image, validate_video
 
 __all__ = ["Tokens", "TokenizerOutput", "Tokenizer", "tokenizer_class"]
@@ -189,22 +190,53 @@ class Tokenizer(nn.Module, PyTorchModelHubMixin, library_name="tokenizer-zoo",
         validate_ids(tokens.ids, self.codebook_size)
         return tokens.to(self.device)
 
+    # ----------------------------------------------------------------- precision
+    def set_precision(self, encode=None, decode=None) -> "Tokenizer":
+        """Default compute precision of each stage (see :mod:`zoo.precision`): ``torch.float32`` /
+        ``torch.bfloat16`` / ``torch.float16`` or ``"fp32"`` / ``"bf16"`` / ``"fp16"``; None keeps
+        the stage at its default (float32, or an enclosing autocast). A ``dtype=`` given to
+        ``encode`` / ``decode`` overrides it for that call. Returns ``self``."""
+        enc, dec = resolve_precision(encode), resolve_precision(decode)
+        self._stage_precision = {"encode": enc, "decode": dec}
+        return self
+
+    @property
+    def precision(self) -> dict[str, torch.dtype | None]:
+        """The stage defaults set by :meth:`set_precision`: ``{"encode": dtype|None, "decode": dtype|None}``."""
+        return dict(getattr(self, "_stage_precision", None) or {"encode": None, "decode": None})
+
+    def _stage_context(self, stage: str, dtype):
+        chosen = resolve_precision(dtype)
+        if chosen is None:
+            chosen = self.precision[stage]
+        return precision_context(self.device, chosen)
+
     # ----------------------------------------------------------------- public API
-    def encode(self, x: torch.Tensor, **kwargs) -> Tokens:
-        """Signal -> :class:`Tokens` (inference: no grad, eval semantics are the caller's choice)."""
+    def encode(self, x: torch.Tensor, dtype=None, **kwargs) -> Tokens:
+        """Signal -> :class:`Tokens` (inference: no grad, eval semantics are the caller's choice).
+
+        dtype: compute precision of this call (``"fp32"`` / ``"bf16"`` / ``"fp16"`` or a torch
+        dtype; default: :meth:`set_precision`'s). Ids are int64 and float extras float32 whatever it is.
+        """
         x = self.validate_input(x)
-        with torch.inference_mode():
-            return self._encode(x, **kwargs)
+        with torch.inference_mode(), self._stage_context("encode", dtype):
+            tokens = self._encode(x, **kwargs)
+        tokens.extras = to_float32(tokens.extras)
+        return tokens
 
-    def decode(self, tokens: Tokens | torch.Tensor, **kwargs) -> torch.Tensor:
-        """:class:`Tokens` (or ids) -> signal in ``input_range``."""
+    def decode(self, tokens: Tokens | torch.Tensor, dtype=None, **kwargs) -> torch.Tensor:
+        """:class:`Tokens` (or ids) -> float32 signal in ``input_range``.
+
+        dtype: compute precision of this call (as for :meth:`encode`); the output is float32.
+        """
         tokens = self._as_tokens(tokens)
-        with torch.inference_mode():
-            return self._decode(tokens, **kwargs)
+        with torch.inference_mode(), self._stage_context("decode", dtype):
+            out = self._decode(tokens, **kwargs)
+        return to_float32(out)
 
-    def reconstruct(self, x: torch.Tensor, **kwargs) -> torch.Tensor:
-        """``decode(encode(x))``; keyword arguments go to ``decode``."""
-        return self.decode(self.encode(x), **kwargs)
+    def reconstruct(self, x: torch.Tensor, encode_dtype=None, decode_dtype=None, **kwargs) -> torch.Tensor:
+        """``decode(encode(x))``; keyword arguments go to ``decode``; each stage in its own precision."""
+        return self.decode(self.encode(x, dtype=encode_dtype), dtype=decode_dtype, **kwargs)
 
     def _encode(self, x: torch.Tensor, **kwargs) -> Tokens:
         raise NotImplementedError
