@@ -8,6 +8,8 @@ Examples:
     (the zoo dMel tokenizer against Apple's pip package ``dmel``: identical ids, speed, peak memory)
   python scripts/benchmark.py --precision --tokenizers 'titok_demo64.demo,wavtokenizer_demo75.demo' --dtype bf16,fp16
     (per stage against fp32: share of equal ids under reduced-precision encode, decode PSNR, speed)
+  python scripts/benchmark.py --onnx --tokenizers 'titok_demo64.demo,wavtokenizer_demo75.demo' --threads 1
+    (the exported ONNX graphs in onnxruntime against PyTorch on CPU: speed, equal ids, decode difference)
 """
 from __future__ import annotations
 
@@ -56,6 +58,8 @@ def main(argv=None) -> int:
                    help="per-stage precision report instead: ids equal to fp32 under each --dtype encode, decode "
                         "PSNR against fp32, encode / decode times (first --sizes value; packaged weights where "
                         "the entry ships them, seeded random otherwise)")
+    p.add_argument("--onnx", action="store_true",
+                   help="onnxruntime (exported graphs, CPU) against PyTorch instead (first --sizes value)")
     p.add_argument("--compare-dmel", action="store_true",
                    help="compare dmel.official with the installed `dmel` package instead (sizes = audio seconds)")
     args = p.parse_args(argv)
@@ -67,6 +71,8 @@ def main(argv=None) -> int:
     names = _names(args.tokenizers)
     if args.precision:
         return _precision(args, names)
+    if args.onnx:
+        return _onnx(args, names)
     sizes = [float(s) for s in args.sizes.split(",") if s] or [None]
     cases = [Case(name=n, batch_size=int(b), size=s, device=args.device, dtype=d, compile=args.compile,
                   repeats=args.repeats, warmup=args.warmup, decode_kwargs=kw, threads=args.threads)
@@ -104,6 +110,18 @@ def _precision(args, names: list[str]) -> int:
         rows += precision_rows(names, dtypes, batch_size=int(b), size=sizes[0], device=args.device,
                                repeats=args.repeats, warmup=args.warmup, decode_kwargs=kwargs)
     print(write_precision_report(rows, args.out).read_text())
+    return 0
+
+
+def _onnx(args, names: list[str]) -> int:
+    from eval.onnx_benchmark import compare_onnx, write_onnx_report
+
+    sizes = [float(s) for s in args.sizes.split(",") if s] or [None]
+    rows = []
+    for b in args.batch_sizes.split(","):
+        rows += compare_onnx(names, batch_size=int(b), size=sizes[0], threads=args.threads, repeats=args.repeats,
+                             warmup=args.warmup)
+    print(write_onnx_report(rows, args.out).read_text())
     return 0
 
 

@@ -137,7 +137,11 @@ class Tokenizer(nn.Module, PyTorchModelHubMixin, library_name="tokenizer-zoo",
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        _TOKENIZER_CLASSES[cls.__name__] = cls
+        known = _TOKENIZER_CLASSES.get(cls.__name__)
+        # tracers (torch.export's module-stack proxies) derive same-named subclasses of a model class
+        # while tracing: those must not replace the class that configs name
+        if known is None or not issubclass(cls, known):
+            _TOKENIZER_CLASSES[cls.__name__] = cls
 
     # ----------------------------------------------------------------- properties
     @property
