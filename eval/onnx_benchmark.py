@@ -8,7 +8,6 @@ difference (same ids into both decoders).
 """
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
@@ -76,17 +75,12 @@ def compare_onnx(names: list[str], batch_size: int = 1, size: float | None = Non
 
 def write_onnx_report(rows: list[dict], out_dir: str | Path) -> Path:
     """``onnx_compare.json`` and ``onnx_compare.md``; returns the .md path."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "onnx_compare.json").write_text(json.dumps(rows, indent=2))
-    lines = ["| tokenizer | weights | batch | input | threads | PyTorch encode ms | onnxruntime encode ms | "
-             "PyTorch decode ms | onnxruntime decode ms | ids equal | decode max diff |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['tokenizer']} | {r['weights']} | {r['batch']} | {'x'.join(map(str, r['input_shape']))} | "
-                     f"{r['threads']} | {r['torch_encode_ms']:.1f} | {r['ort_encode_ms']:.1f} "
-                     f"({r['encode_speedup']:.2f}x) | {r['torch_decode_ms']:.1f} | {r['ort_decode_ms']:.1f} "
-                     f"({r['decode_speedup']:.2f}x) | {100 * r['ids_equal']:.2f} % | {r['decode_max_abs_diff']:.1e} |")
-    path = out_dir / "onnx_compare.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    from eval.report import write_table
+
+    header = ["tokenizer", "weights", "batch", "input", "threads", "PyTorch encode ms", "onnxruntime encode ms",
+              "PyTorch decode ms", "onnxruntime decode ms", "ids equal", "decode max diff"]
+    return write_table(rows, out_dir, "onnx_compare", header, lambda r: [
+        r["tokenizer"], r["weights"], str(r["batch"]), "x".join(map(str, r["input_shape"])), str(r["threads"]),
+        f"{r['torch_encode_ms']:.1f}", f"{r['ort_encode_ms']:.1f} ({r['encode_speedup']:.2f}x)",
+        f"{r['torch_decode_ms']:.1f}", f"{r['ort_decode_ms']:.1f} ({r['decode_speedup']:.2f}x)",
+        f"{100 * r['ids_equal']:.2f} %", f"{r['decode_max_abs_diff']:.1e}"])

@@ -9,7 +9,6 @@ For one tokenizer and input batch, against the float32 run on the same device:
 from __future__ import annotations
 
 import inspect
-import json
 import math
 from pathlib import Path
 
@@ -115,18 +114,15 @@ def _fmt(v, pattern: str) -> str:
 
 def write_precision_report(rows: list[dict], out_dir: str | Path) -> Path:
     """``precision.json`` and ``precision.md`` (one table row per tokenizer and precision); returns the .md."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "precision.json").write_text(json.dumps(rows, indent=2, default=str))
-    lines = ["| tokenizer | family | weights | device | batch | precision | ids equal to fp32 (encode) | "
-             "decode PSNR vs fp32 dB (min / mean) | encode ms | decode ms |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        share = "-" if r["dtype"] == "fp32" else f"{100 * r['id_share']:.2f} %"
-        psnr = "-" if r["dtype"] == "fp32" else \
-            f"{_fmt(r['decode_psnr_db_min'], '.1f')} / {_fmt(r['decode_psnr_db_mean'], '.1f')}"
-        lines.append(f"| {r['tokenizer']} | {r['family']} | {r['weights']} | {r['device']} | {r['batch']} | "
-                     f"{r['dtype']} | {share} | {psnr} | {_fmt(r['encode_ms'], '.1f')} | {_fmt(r['decode_ms'], '.1f')} |")
-    path = out_dir / "precision.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    from eval.report import write_table
+
+    def cells(r: dict) -> list[str]:
+        ref = r["dtype"] == "fp32"
+        share = "-" if ref else f"{100 * r['id_share']:.2f} %"
+        psnr = "-" if ref else f"{_fmt(r['decode_psnr_db_min'], '.1f')} / {_fmt(r['decode_psnr_db_mean'], '.1f')}"
+        return [r["tokenizer"], r["family"], r["weights"], r["device"], str(r["batch"]), r["dtype"], share, psnr,
+                _fmt(r["encode_ms"], ".1f"), _fmt(r["decode_ms"], ".1f")]
+
+    header = ["tokenizer", "family", "weights", "device", "batch", "precision", "ids equal to fp32 (encode)",
+              "decode PSNR vs fp32 dB (min / mean)", "encode ms", "decode ms"]
+    return write_table(rows, out_dir, "precision", header, cells)

@@ -141,15 +141,20 @@ def test_dmel_ids_identical_in_every_precision(speech_clip):
         assert torch.equal(tok.encode(x, dtype=dtype).ids, ref)
 
 
+def _check_stage_bounds(tok, x, data_range: float, bounds) -> None:
+    """For each (dtype, id share, PSNR dB): encode agreement and decode PSNR against fp32."""
+    ref = tok.encode(x)
+    ref_out = tok.decode(ref)
+    for dtype, share, db in bounds:
+        assert id_agreement(tok.encode(x, dtype=dtype).ids, ref.ids) >= share, dtype
+        psnr = signal_psnr(tok.decode(ref, dtype=dtype), ref_out, data_range)
+        assert psnr.min() >= db, (dtype, psnr)
+
+
 @pytest.mark.slow
 def test_titok_demo_precision_on_real_photos(photo_batch):
     tok = zoo.create_tokenizer("titok_demo64.demo", pretrained=True).eval()
-    ref = tok.encode(photo_batch)
-    ref_out = tok.decode(ref)
-    for dtype, share, db in (("bf16", 0.90, 40.0), ("fp16", 0.95, 55.0)):
-        assert id_agreement(tok.encode(photo_batch, dtype=dtype).ids, ref.ids) >= share, dtype
-        psnr = signal_psnr(tok.decode(ref, dtype=dtype), ref_out, 1.0)
-        assert psnr.min() >= db, (dtype, psnr)
+    _check_stage_bounds(tok, photo_batch, 1.0, [("bf16", 0.90, 40.0), ("fp16", 0.95, 55.0)])
 
 
 @pytest.mark.slow
@@ -159,9 +164,4 @@ def test_wavtokenizer_demo_precision_on_real_speech():
     tok = zoo.create_tokenizer("wavtokenizer_demo75.demo", pretrained=True).eval()
     clips = [load_speech(p, tok.sample_rate, max_seconds=1.3) for p in speech_paths("alsa")]
     x = torch.stack([c[: int(1.3 * tok.sample_rate)] for c in clips])  # 9 utterances, ~880 ids
-    ref = tok.encode(x)
-    ref_out = tok.decode(ref)
-    for dtype, share, db in (("bf16", 0.80, 40.0), ("fp16", 0.90, 55.0)):
-        assert id_agreement(tok.encode(x, dtype=dtype).ids, ref.ids) >= share, dtype
-        psnr = signal_psnr(tok.decode(ref, dtype=dtype), ref_out, 2.0)
-        assert psnr.min() >= db, (dtype, psnr)
+    _check_stage_bounds(tok, x, 2.0, [("bf16", 0.80, 40.0), ("fp16", 0.90, 55.0)])
