@@ -78,13 +78,18 @@ def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, input_na
             lg.setLevel(level)
 
 
+#: weights above this size go to ``<graph>.onnx.data`` beside the graph (protobuf files stop at 2 GiB)
+EXTERNAL_DATA_BYTES = 1 << 30
+
+
 def _export_quietly(module, example, path, input_name, output_name, dims, opset) -> None:
+    weight_bytes = sum(t.numel() * t.element_size() for t in module.state_dict().values())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(module, (example,), input_names=[input_name], output_names=[output_name],
                                     dynamic_shapes={input_name: dims}, opset_version=opset, dynamo=True,
-                                    external_data=False, verbose=False, optimize=True)
-    program.save(str(path))
+                                    verbose=False, optimize=True)
+    program.save(str(path), external_data=weight_bytes > EXTERNAL_DATA_BYTES)
 
 
 def export_onnx(tok, out_dir: str | Path, *, name: str | None = None, parts=("encoder", "decoder"),
@@ -125,6 +130,9 @@ def export_onnx(tok, out_dir: str | Path, *, name: str | None = None, parts=("en
             graphs["decoder"] = {"file": "decoder.onnx", "input": "ids", "output": "signal"}
     for g in graphs.values():
         g["sha256"] = file_sha256(out_dir / g["file"])
+        data = out_dir / (g["file"] + ".data")
+        if data.exists():  # large models: the weights beside the graph
+            g["external_data"], g["external_data_sha256"] = data.name, file_sha256(data)
     meta = _metadata(tok, family, name, ids, opset, graphs)
     (out_dir / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
