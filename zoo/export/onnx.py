@@ -102,31 +102,29 @@ def export_onnx(tok, out_dir: str | Path, *, name: str | None = None, parts=("en
     """
     from importlib.util import find_spec
 
-    import zoo
-
     family = export_family(tok)
     parts = tuple(parts)
     if not parts or any(p not in ("encoder", "decoder") for p in parts):
         raise ValueError(f"parts must be a non-empty subset of ('encoder', 'decoder'), got {parts}")
     if find_spec("onnxscript") is None or find_spec("onnx") is None:
         raise ImportError("ONNX export needs the onnx and onnxscript packages: pip install 'tokenizer-zoo[export]'")
+    tok = tok.eval().to("cpu")
+    encoder = EncoderGraph(tok)
+    decoder = DecoderGraph(tok) if "decoder" in parts else None  # raises before anything is written
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tok = tok.eval().to("cpu")
     audio = tok.modality == "audio"
     example = _example(tok, family, batch=2)
     graphs = {}
     with torch.no_grad():
-        ids = EncoderGraph(tok)(example)
+        ids = encoder(example)
         if "encoder" in parts:
-            enc = EncoderGraph(tok)
             axes = {0: "batch", 1: "samples"} if audio else {0: "batch"}
-            _export(enc, example, out_dir / "encoder.onnx", "x", "ids", axes, opset)
+            _export(encoder, example, out_dir / "encoder.onnx", "x", "ids", axes, opset)
             graphs["encoder"] = {"file": "encoder.onnx", "input": "x", "output": "ids"}
-        if "decoder" in parts:
-            dec = DecoderGraph(tok)
+        if decoder is not None:
             axes = {0: "batch", 1: "frames"} if audio else {0: "batch"}
-            _export(dec, ids, out_dir / "decoder.onnx", "ids", "signal", axes, opset)
+            _export(decoder, ids, out_dir / "decoder.onnx", "ids", "signal", axes, opset)
             graphs["decoder"] = {"file": "decoder.onnx", "input": "ids", "output": "signal"}
     for g in graphs.values():
         g["sha256"] = file_sha256(out_dir / g["file"])
