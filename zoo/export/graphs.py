@@ -93,7 +93,8 @@ class EncoderGraph(nn.Module):
 
 
 class DecoderGraph(nn.Module):
-    """ids ``int64`` -> signal float32 (see the module docstring for shapes)."""
+    """ids ``int64`` -> signal float32 clamped to ``input_range``, as ``tok.decode`` returns it by default
+    (see the module docstring for shapes)."""
 
     def __init__(self, tok):
         super().__init__()
@@ -104,4 +105,4 @@ class DecoderGraph(nn.Module):
                               "use a dMel with a Vocos vocoder (dmel_vocos_*)")
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return _DECODERS[self.family](self.tok, ids)
+        return _DECODERS[self.family](self.tok, ids).clamp(*self.tok.input_range)
