@@ -67,6 +67,18 @@ def golden_cases(family: str) -> list[str]:
     return sorted(names)
 
 
+def pytest_collection_modifyitems(config, items):
+    """``cuda``-marked tests need a CUDA device: skipped with the reason where there is none
+    (``ZOO_CUDA_TESTS_ON_CPU=1`` runs them on the CPU instead: the device check's dry run)."""
+    if torch.cuda.is_available() or os.environ.get("ZOO_CUDA_TESTS_ON_CPU") == "1":
+        return
+    skip = pytest.mark.skip(reason="no CUDA device here (torch.cuda.is_available() is False); "
+                                   "scripts/device_check.sh runs these on a GPU")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def photo_batch() -> torch.Tensor:
     """Four real photos ``[4, 3, 64, 64]`` in [0, 1] (mate-backgrounds)."""

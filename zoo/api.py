@@ -19,6 +19,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from .checkpoint import load_state_dict_strict, parameters_on_meta
+from .precision import precision_context, resolve_precision, to_float32
 from .validate import validate_audio, validate_ids, validate_image, validate_video
 
 __all__ = ["Tokens", "TokenizerOutput", "Tokenizer", "tokenizer_class"]
@@ -139,7 +140,11 @@ class Tokenizer(nn.Module, PyTorchModelHubMixin, library_name="tokenizer-zoo",
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        _TOKENIZER_CLASSES[cls.__name__] = cls
+        known = _TOKENIZER_CLASSES.get(cls.__name__)
+        # tracers (torch.export's module-stack proxies) derive same-named subclasses of a model class
+        # while tracing: those must not replace the class that configs name
+        if known is None or not issubclass(cls, known):
+            _TOKENIZER_CLASSES[cls.__name__] = cls
 
     # ----------------------------------------------------------------- properties
     @property
@@ -192,38 +197,66 @@ class Tokenizer(nn.Module, PyTorchModelHubMixin, library_name="tokenizer-zoo",
         validate_ids(tokens.ids, self.codebook_size)
         return tokens.to(self.device)
 
+    # ----------------------------------------------------------------- precision
+    def set_precision(self, encode=None, decode=None) -> "Tokenizer":
+        """Default compute precision of each stage (see :mod:`zoo.precision`): ``torch.float32`` /
+        ``torch.bfloat16`` / ``torch.float16`` or ``"fp32"`` / ``"bf16"`` / ``"fp16"``; None keeps
+        the stage at its default (float32, or an enclosing autocast). A ``dtype=`` given to
+        ``encode`` / ``decode`` overrides it for that call. Returns ``self``."""
+        enc, dec = resolve_precision(encode), resolve_precision(decode)
+        self._stage_precision = {"encode": enc, "decode": dec}
+        return self
+
+    @property
+    def precision(self) -> dict[str, torch.dtype | None]:
+        """The stage defaults set by :meth:`set_precision`: ``{"encode": dtype|None, "decode": dtype|None}``."""
+        return dict(getattr(self, "_stage_precision", None) or {"encode": None, "decode": None})
+
+    def _stage_context(self, stage: str, dtype):
+        chosen = resolve_precision(dtype)
+        if chosen is None:
+            chosen = self.precision[stage]
+        return precision_context(self.device, chosen)
+
     # ----------------------------------------------------------------- public API
-    def encode(self, x: torch.Tensor, **kwargs) -> Tokens:
+    def encode(self, x: torch.Tensor, dtype=None, **kwargs) -> Tokens:
         """Signal -> :class:`Tokens` (inference: no grad, eval semantics are the caller's choice).
 
-        Keywords are family-specific (e.g. ``sample_rate`` for audio, ``length`` for TiTok); an
-        unknown keyword raises ``TypeError``."""
-        _check_keywords(self._encode, kwargs, "encode", type(self).__name__)
+        dtype: compute precision of this call (``"fp32"`` / ``"bf16"`` / ``"fp16"`` or a torch
+        dtype; default: :meth:`set_precision`'s). Ids are int64 and float extras float32 whatever it is.
+        Other keywords are family-specific (e.g. ``sample_rate`` for audio); an unknown keyword raises
+        ``TypeError``.
+        """
+        _check_keywords(self._encode, kwargs, "encode", type(self).__name__, common=("dtype",))
         x = self.validate_input(x)
-        with torch.inference_mode():
-            return self._encode(x, **kwargs)
+        with torch.inference_mode(), self._stage_context("encode", dtype):
+            tokens = self._encode(x, **kwargs)
+        tokens.extras = to_float32(tokens.extras)
+        return tokens
 
-    def decode(self, tokens: Tokens | torch.Tensor, *, clamp: bool = True, **kwargs) -> torch.Tensor:
-        """:class:`Tokens` (or ids) -> signal (images / video ``[B, 3, ...]``, audio ``[B, T]``).
+    def decode(self, tokens: Tokens | torch.Tensor, *, clamp: bool = True, dtype=None, **kwargs) -> torch.Tensor:
+        """:class:`Tokens` (or ids) -> float32 signal (images / video ``[B, 3, ...]``, audio ``[B, T]``).
 
         clamp: every tokenizer takes it. True (default): the output is clipped to ``input_range``
             ([0, 1] for images and video, [-1, 1] for audio). False: the raw decoder output, which
             can lie slightly outside that range (what parity tests and unbiased metrics compare).
+        dtype: compute precision of this call (as for :meth:`encode`); the output is float32.
         Family-specific keywords are documented on each class's ``_decode``: ``length`` (TiTok,
         One-D-Piece), ``text_guidance`` (TA-TiTok), ``k`` / ``steps`` / ``guidance`` / ``apg`` /
         ``noise`` / ``generator`` (FlexTok), ``bandwidth_id`` / ``trim`` (WavTokenizer),
         ``vocoder`` / ``griffin_lim_iters`` / ``generator`` (dMel). An unknown keyword raises
         ``TypeError`` naming the accepted ones.
         """
-        _check_keywords(self._decode, kwargs, "decode", type(self).__name__, common=("clamp",))
+        _check_keywords(self._decode, kwargs, "decode", type(self).__name__, common=("clamp", "dtype"))
         tokens = self._as_tokens(tokens)
-        with torch.inference_mode():
+        with torch.inference_mode(), self._stage_context("decode", dtype):
             out = self._decode(tokens, **kwargs)
+        out = to_float32(out)
         return out.clamp(*self.input_range) if clamp else out
 
-    def reconstruct(self, x: torch.Tensor, **kwargs) -> torch.Tensor:
-        """``decode(encode(x))``; keyword arguments go to ``decode``."""
-        return self.decode(self.encode(x), **kwargs)
+    def reconstruct(self, x: torch.Tensor, encode_dtype=None, decode_dtype=None, **kwargs) -> torch.Tensor:
+        """``decode(encode(x))``; keyword arguments go to ``decode``; each stage in its own precision."""
+        return self.decode(self.encode(x, dtype=encode_dtype), dtype=decode_dtype, **kwargs)
 
     def _encode(self, x: torch.Tensor) -> Tokens:
         raise NotImplementedError

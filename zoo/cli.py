@@ -1,4 +1,4 @@
-"""Command line: ``python -m zoo {list,info,encode,decode,reconstruct,convert,train,eval,demo}``.
+"""Command line: ``python -m zoo {list,info,encode,decode,reconstruct,convert,export,train,eval,demo}``.
 
 Tokens are written as ``.pt`` (``Tokens.state()``: ids plus what decode needs, loaded with
 ``weights_only=True``) or ``.npy`` (ids only).
@@ -134,6 +134,31 @@ def cmd_convert(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    import torch
+
+    import zoo
+    from .export import ExportError, export_onnx
+
+    if Path(args.tokenizer).is_dir():
+        tok = zoo.from_pretrained(args.tokenizer)
+    else:
+        info = zoo.get_info(args.tokenizer)
+        use_weights = args.weights is not None or (info.pretrained and not args.random_weights)
+        torch.manual_seed(args.seed)
+        tok = zoo.create_tokenizer(args.tokenizer, pretrained=use_weights, weights=args.weights)
+    parts = tuple(p for p in args.parts.split(",") if p)
+    try:
+        meta = export_onnx(tok, args.out, name=args.tokenizer, parts=parts, opset=args.opset)
+    except ExportError as e:
+        print(f"zoo export: {e}", file=sys.stderr)
+        return 2
+    files = ", ".join(g["file"] for g in meta["graphs"].values())
+    print(f"{args.tokenizer} -> {args.out}: {files}, metadata.json (opset {meta['opset']}, "
+          f"weights sha256 {meta['weights_sha256'][:12]})")
+    return 0
+
+
 def _delegate(module: str, argv: list[str]) -> int:
     import importlib
 
@@ -173,6 +198,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="official config file (json / yaml)")
     s.add_argument("--out", required=True)
     s.set_defaults(fn=cmd_convert)
+
+    s = sub.add_parser("export", help="tokenizer -> encoder.onnx + decoder.onnx + metadata.json")
+    s.add_argument("tokenizer", help="registry name or zoo-format folder (TiTok / One-D-Piece, WavTokenizer, dMel)")
+    s.add_argument("out", help="output folder")
+    s.add_argument("--format", choices=["onnx"], default="onnx")
+    s.add_argument("--weights", help="local folder or file with the registry entry's weights")
+    s.add_argument("--random-weights", action="store_true",
+                   help="export the architecture with seeded random weights (no download), e.g. for benchmarks")
+    s.add_argument("--seed", type=int, default=0, help="seed of --random-weights")
+    s.add_argument("--parts", default="encoder,decoder", help="encoder,decoder (default) or one of them")
+    s.add_argument("--opset", type=int, default=18)
+    s.set_defaults(fn=cmd_export)
 
     for name, helptext in (("train", "scripts/train.py RECIPE [key=value ...] [--resume]"),
                            ("eval", "scripts/evaluate.py --tokenizer ... --data ... --metrics ..."),
