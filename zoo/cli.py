@@ -11,9 +11,6 @@ from pathlib import Path
 
 __all__ = ["main"]
 
-IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
-AUDIO_EXT = {".wav", ".flac", ".ogg"}
-
 
 def _tokenizer(args):
     import zoo
@@ -24,41 +21,13 @@ def _tokenizer(args):
                                 weights=args.weights).to(args.device).eval()
 
 
-def _read_signal(tok, path: Path):
-    import torch
-
-    if tok.modality == "image":
-        from .data.offline import load_photo
-
-        return load_photo(path, size=None)[None]
-    if tok.modality == "audio":
-        from .audio import load_audio
-
-        wave, _ = load_audio(path, sample_rate=tok.sample_rate)
-        return wave.clamp(-1, 1)
-    if tok.modality == "video":
-        from torchvision.io import read_video
-
-        frames, _, _ = read_video(str(path), pts_unit="sec", output_format="TCHW")
-        return (frames.permute(1, 0, 2, 3)[None].float() / 255.0).to(torch.float32)
-    raise ValueError(f"unsupported modality {tok.modality}")
-
-
-def _write_signal(tok, x, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if tok.modality == "image":
-        from torchvision.utils import save_image
-
-        save_image(x.float().clamp(0, 1), str(path))
-    elif tok.modality == "audio":
-        from .audio import save_audio
-
-        save_audio(path, x.reshape(-1), tok.sample_rate)
-    else:
-        from torchvision.io import write_video
-
-        frames = (x[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 3, 0).cpu()
-        write_video(str(path), frames, fps=8)
+def _read_signal(tok, args):
+    """The input file as a batch of one on ``args.device``, after the tokenizer's input protocol
+    (``zoo.modality``); prints what was done to the file."""
+    protocol = tok.modality.protocol(tok, size=getattr(args, "size", None), strict=args.strict_input)
+    x, note = tok.modality.load(Path(args.input), protocol)
+    print(f"{args.input}: {note}")
+    return x[None].to(args.device)
 
 
 def _save_tokens(tokens, path: Path) -> None:
@@ -103,7 +72,7 @@ def cmd_info(args) -> int:
 
 def cmd_encode(args) -> int:
     tok = _tokenizer(args)
-    tokens = tok.encode(_read_signal(tok, Path(args.input)).to(args.device))
+    tokens = tok.encode(_read_signal(tok, args))
     _save_tokens(tokens, Path(args.output))
     print(f"{args.input}: {tuple(tokens.ids.shape)} tokens -> {args.output}")
     return 0
@@ -112,15 +81,15 @@ def cmd_encode(args) -> int:
 def cmd_decode(args) -> int:
     tok = _tokenizer(args)
     x = tok.decode(_load_tokens(Path(args.input)))
-    _write_signal(tok, x, Path(args.output))
+    tok.modality.write(Path(args.output), x, tok)
     print(f"{args.input} -> {args.output}")
     return 0
 
 
 def cmd_reconstruct(args) -> int:
     tok = _tokenizer(args)
-    x = tok.reconstruct(_read_signal(tok, Path(args.input)).to(args.device))
-    _write_signal(tok, x, Path(args.output))
+    x = tok.reconstruct(_read_signal(tok, args))
+    tok.modality.write(Path(args.output), x, tok)
     print(f"{args.input} -> {args.output}")
     return 0
 
@@ -165,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--pretrained", action="store_true", help="load the registry entry's weights")
         s.add_argument("--weights", help="local folder or file with the weights")
         s.add_argument("--device", default="cpu")
+        if name != "decode":
+            s.add_argument("--size", type=int, help="image / frame side to resize + centre-crop to (tokenizers "
+                           "that take several sizes; default: the tokenizer's own input size, or the file's)")
+            s.add_argument("--strict-input", action="store_true", help="refuse a file that does not already "
+                           "match the tokenizer's input (size, channels, sample rate) instead of converting it")
         s.set_defaults(fn=fn)
 
     s = sub.add_parser("convert", help="official checkpoint -> zoo-format folder")
