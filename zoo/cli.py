@@ -1,4 +1,4 @@
-"""Command line: ``python -m zoo {list,info,encode,decode,reconstruct,convert,train,eval,demo}``.
+"""Command line: ``python -m zoo {list,info,encode,decode,reconstruct,tokenize,convert,train,eval,demo}``.
 
 Tokens are written as ``.pt`` (``Tokens.state()``: ids plus what decode needs, loaded with
 ``weights_only=True``) or ``.npy`` (ids only).
@@ -94,6 +94,17 @@ def cmd_reconstruct(args) -> int:
     return 0
 
 
+def cmd_tokenize(args) -> int:
+    from .tokenize import tokenize_dataset
+
+    manifest = tokenize_dataset(args.tokenizer, args.input, args.output_dir, pretrained=args.pretrained,
+                                weights=args.weights, batch_size=args.batch_size, num_workers=args.num_workers,
+                                shard_size=args.shard_size, device=args.device, dtype=args.dtype,
+                                resume=args.resume, flip=args.flip, ten_crop=args.ten_crop, size=args.size,
+                                strict_input=args.strict_input, progress=not args.quiet)
+    return 0 if "rank" in manifest or manifest["num_errors"] == 0 or not args.fail_on_error else 1
+
+
 def cmd_convert(args) -> int:
     import zoo
 
@@ -140,6 +151,30 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--strict-input", action="store_true", help="refuse a file that does not already "
                            "match the tokenizer's input (size, channels, sample rate) instead of converting it")
         s.set_defaults(fn=fn)
+
+    s = sub.add_parser("tokenize", help="a whole dataset -> sharded Parquet token ids (torchrun for several "
+                       "processes / nodes)")
+    s.add_argument("tokenizer", help="registry name or zoo-format folder")
+    s.add_argument("input", help="folder (class sub-folders -> labels), .jsonl manifest of {path, label}, or "
+                   "WebDataset .tar path / glob / {000..009} pattern")
+    s.add_argument("output_dir")
+    s.add_argument("--pretrained", action="store_true", help="load the registry entry's weights")
+    s.add_argument("--weights", help="local folder or file with the weights")
+    s.add_argument("--batch-size", type=int, default=32, help="items per encode call (equal shapes only)")
+    s.add_argument("--num-workers", type=int, default=None, help="DataLoader reader processes (default min(4, CPUs))")
+    s.add_argument("--shard-size", type=int, default=1000, help="inputs per Parquet shard")
+    s.add_argument("--device", default=None, help="default: cuda when available (cuda:LOCAL_RANK per rank)")
+    s.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="encode precision (autocast)")
+    s.add_argument("--resume", action="store_true", help="continue a killed run: completed shards are kept")
+    s.add_argument("--flip", action="store_true", help="also tokenize the mirrored image (column view)")
+    s.add_argument("--ten-crop", action="store_true", help="4 corner + centre crops of the image resized to 1.1x "
+                   "the input size, and their mirrors (column view)")
+    s.add_argument("--size", type=int, help="image / frame side for tokenizers that take several sizes")
+    s.add_argument("--strict-input", action="store_true", help="record files that do not already match the "
+                   "tokenizer's input as errors instead of converting them")
+    s.add_argument("--fail-on-error", action="store_true", help="exit with status 1 when errors.jsonl is not empty")
+    s.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
+    s.set_defaults(fn=cmd_tokenize)
 
     s = sub.add_parser("convert", help="official checkpoint -> zoo-format folder")
     s.add_argument("family", help="converter name (zoo.list_converters())")

@@ -64,7 +64,7 @@ def read_image(source: str | os.PathLike | IO[bytes], draft_for: tuple[int, int]
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     notes: list[str] = []
-    name = getattr(source, "name", source)
+    name = source if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "<stream>")
     try:
         pil = Image.open(source)
         orientation = pil.getexif().get(0x0112, 1) if hasattr(pil, "getexif") else 1
