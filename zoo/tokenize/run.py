@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .inputs import Item, list_inputs, open_item
+from .batching import ItemReader, ShardEncoder
+from .inputs import list_inputs
 from .manifest import finalize, finish_rank, start_run, tokenizer_identity
 from .shards import ShardWriter, id_dtype, shard_name
 
@@ -32,7 +32,6 @@ __all__ = ["tokenize_dataset", "TEN_CROP_SCALE"]
 #: --ten-crop takes its crops from the image resized to this multiple of the input size (LlamaGen's 1.1)
 TEN_CROP_SCALE = 1.1
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-_PENDING_FACTOR = 4  # flush the largest bucket when more than this many batches of items wait
 
 
 class _Ranks:
@@ -79,38 +78,6 @@ class _Ranks:
             self.dist.destroy_process_group()
 
 
-class _Items(torch.utils.data.Dataset):
-    """Reads item ``i`` in a DataLoader worker -> ``{"i", "views" [V, ...] | None, "names", "error"}``."""
-
-    def __init__(self, items: list[tuple[int, Item]], modality, protocol, flip: bool,
-                 crop: tuple[int, int] | None):
-        self.items, self.modality, self.protocol = items, modality, protocol
-        self.flip, self.crop = flip, crop  # crop: ten-crop size (None: no ten-crop)
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, j: int) -> dict[str, Any]:
-        i, item = self.items[j]
-        if item.error is not None:
-            return {"i": i, "views": None, "names": None, "error": item.error, "stage": "list"}
-        try:
-            x, _ = self.modality.load(open_item(item), self.protocol)
-            views, names = self._views(x)
-        except Exception as e:  # any unreadable input is reported, never fatal
-            return {"i": i, "views": None, "names": None, "error": f"{type(e).__name__}: {e}", "stage": "read"}
-        return {"i": i, "views": views, "names": names, "error": None, "stage": None}
-
-    def _views(self, x: torch.Tensor) -> tuple[torch.Tensor, list[str] | None]:
-        if self.crop is not None:
-            from ..data.transforms import ten_crop
-
-            return ten_crop(x, self.crop)
-        if self.flip:
-            return torch.stack([x, x.flip(-1)]), ["center", "center_flip"]
-        return x[None], None
-
-
 def _load_tokenizer(tokenizer, pretrained: bool, weights, name: str | None):
     """(tokenizer, name, revision) from a registry name, a zoo-format folder or a Tokenizer."""
     import zoo
@@ -142,15 +109,6 @@ def _device(device: str | None, ranks: _Ranks) -> torch.device:
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     return dev
-
-
-class _ShardState:
-    """Rows and errors of one shard being filled."""
-
-    def __init__(self, index: int, items: list[Item]):
-        self.index, self.items = index, items
-        self.rows: dict[int, list[dict]] = defaultdict(list)
-        self.errors: dict[int, dict] = {}
 
 
 def tokenize_dataset(tokenizer, input, output_dir, *, pretrained: bool = False, weights=None, name: str | None = None,
@@ -261,9 +219,18 @@ def _zoo_version() -> str:
     return zoo.__version__
 
 
+def _default_workers(dev: torch.device) -> int:
+    """Reader processes: on CPU half the compute threads (they share the cores with the encoder),
+    at most 4; with CUDA up to 8 (the GPU encodes while every core reads)."""
+    if dev.type == "cpu":
+        return max(1, min(4, torch.get_num_threads() // 2))
+    return max(1, min(8, os.cpu_count() or 1))
+
+
 def _encode_shards(tok, modality, protocol, pending, shard_size, writer, ranks, dev, amp, batch_size, num_workers,
                    flip, ten_crop, progress) -> int:
-    """Read, batch by shape, encode and write every pending shard; returns the number of inputs."""
+    """Read (DataLoader workers), batch by shape, encode and write every pending shard; returns
+    the number of inputs handled."""
     from tqdm import tqdm
 
     indexed = [(s * shard_size + j, item) for s, chunk in pending for j, item in enumerate(chunk)]
@@ -272,95 +239,24 @@ def _encode_shards(tok, modality, protocol, pending, shard_size, writer, ranks, 
     load_protocol = protocol
     if ten_crop:
         load_protocol = dataclasses.replace(protocol, size=tuple(round(TEN_CROP_SCALE * v) for v in protocol.size))
-    dataset = _Items(indexed, modality, load_protocol, flip, protocol.size if ten_crop else None)
-    workers = min(4, os.cpu_count() or 1) if num_workers is None else int(num_workers)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers,
+    reader = ItemReader(indexed, modality, load_protocol, flip, protocol.size if ten_crop else None)
+    workers = _default_workers(dev) if num_workers is None else int(num_workers)
+    loader = torch.utils.data.DataLoader(reader, batch_size=None, shuffle=False, num_workers=workers,
                                          pin_memory=dev.type == "cuda", prefetch_factor=4 if workers else None)
-    shards = {s: _ShardState(s, chunk) for s, chunk in pending}
-    buckets: dict[tuple, list] = defaultdict(list)
+    encoder = ShardEncoder(tok, writer, ranks.rank, pending, shard_size, batch_size, dev, amp)
     bar = tqdm(total=len(indexed), unit="item", desc=f"tokenize {tok.modality}", dynamic_ncols=True,
                disable=not progress or ranks.rank != 0)
-    current, errors = None, 0
-
-    def encode(units):
-        nonlocal errors
-        for unit, ids, num_samples in _encode_units(tok, units, dev, amp):
-            i, view_name, x_shape, err = unit[0], unit[1], unit[3], ids if isinstance(ids, str) else None
-            state = shards[i // shard_size]
-            if err is not None:
-                if i % shard_size not in state.errors:
-                    errors += 1
-                state.errors.setdefault(i % shard_size, {"stage": "encode", "error": err})
-                continue
-            state.rows[i % shard_size].append(
-                {"ids": ids, "shape": list(ids.shape), "view": view_name, "num_samples": num_samples,
-                 "input_shape": list(x_shape[1:])})
-
-    def flush(all_buckets: bool):
-        keys = list(buckets) if all_buckets else [max(buckets, key=lambda k: len(buckets[k]))]
-        for k in keys:
-            units = buckets.pop(k)
-            for b in range(0, len(units), batch_size):
-                encode(units[b:b + batch_size])
-
-    with torch.inference_mode():
-        for rec in loader:
-            i = rec["i"]
-            s = i // shard_size
-            if current is not None and s != current:
-                flush(True)
-                _write(writer, ranks.rank, shards.pop(current), shard_size)
-            current = s
-            if rec["error"] is not None:
-                shards[s].errors[i % shard_size] = {"stage": rec["stage"], "error": rec["error"]}
-                errors += 1
-            else:
-                x = rec["views"]
-                for v in range(x.shape[0]):
-                    name = rec["names"][v] if rec["names"] else None
-                    key = tuple(x[v].shape)
-                    buckets[key].append((i, name, x[v], tuple(x[v].shape)))
-                    if len(buckets[key]) >= batch_size:
-                        encode(buckets.pop(key))
-                if sum(len(b) for b in buckets.values()) > _PENDING_FACTOR * batch_size:
-                    flush(False)
-            bar.update(1)
-            bar.set_postfix(errors=errors, refresh=False)
-        flush(True)
-        _write(writer, ranks.rank, shards.pop(current), shard_size)
-    bar.close()
-    return len(indexed)
-
-
-def _encode_units(tok, units, dev, amp):
-    """Encode ``units`` (item index, view, tensor, shape) of one shape; yields ``(unit, ids [N, ...]
-    numpy, num_samples)``, or ``(unit, "Error: reason", None)`` when encoding fails. A failing batch
-    is retried item by item so that one bad input does not take its batch with it."""
-    x = torch.stack([u[2] for u in units]).to(dev, non_blocking=True)
+    threads = torch.get_num_threads()
+    if dev.type == "cpu" and workers > 0:  # readers and encoder share the cores: never oversubscribe
+        torch.set_num_threads(max(1, threads - workers))
     try:
-        with torch.autocast(dev.type, dtype=amp, enabled=amp is not None):
-            tokens = tok.encode(x)
-        if tokens.lengths is not None:
-            raise NotImplementedError("this tokenizer's encode returns per-item lengths, which zoo tokenize "
-                                      "does not store yet")
-    except Exception as e:  # reported per input, never fatal
-        if len(units) > 1:
-            for u in units:
-                yield from _encode_units(tok, [u], dev, amp)
-            return
-        yield units[0], f"{type(e).__name__}: {e}", None
-        return
-    ids = tokens.ids.cpu().numpy()
-    for u, row in zip(units, ids):
-        yield u, row, tokens.num_samples
-
-
-def _write(writer: ShardWriter, rank: int, state: _ShardState, shard_size: int) -> None:
-    rows, errors = [], []
-    for j, item in enumerate(state.items):
-        if j in state.errors:
-            errors.append({"key": item.key, "source": item.source, **state.errors[j]})
-            continue
-        for r in state.rows.get(j, []):
-            rows.append({"key": item.key, "label": item.label, **r})
-    writer.write(rank, state.index, rows, items=len(state.items), errors=errors)
+        with torch.inference_mode():
+            for rec in loader:
+                encoder.add(rec)
+                bar.update(1)
+                bar.set_postfix(errors=encoder.errors, refresh=False)
+            encoder.finish()
+    finally:
+        torch.set_num_threads(threads)
+        bar.close()
+    return len(indexed)
