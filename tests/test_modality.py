@@ -87,7 +87,7 @@ def test_strict_input_refuses_other_sizes_and_accepts_an_exact_file(tmp_path, as
     small = PILImage.fromarray(astronaut).resize((64, 64), PILImage.BICUBIC)
     small.save(tmp_path / "small.png")
     x, note = IMAGE.load(tmp_path / "small.png", strict)
-    assert "as is" in note and torch.equal((x * 255).round().byte().permute(1, 2, 0), torch.from_numpy(np.asarray(small)))
+    assert "as is" in note and torch.equal((x * 255).round().byte().permute(1, 2, 0), torch.from_numpy(np.array(small)))
 
 
 def test_a_tokenizer_taking_any_size_is_cropped_to_its_multiple_not_resized(tmp_path, astronaut):
@@ -149,3 +149,45 @@ def test_video_protocol_samples_frames_and_crops(tmp_path):
     ref = F.interpolate(clip[:, 2:10].transpose(0, 1), size=(32, 43), mode="bilinear", antialias=True)
     assert psnr(x, ref.transpose(0, 1)[..., 5:37]) > 28.0
     assert tok.encode(x[None]).ids.shape == (1, 32)
+
+
+def test_every_registered_tokenizer_declares_the_advertised_input_size():
+    """Registry-driven (parameters on the meta device: shapes only): the protocol of every image and
+    video entry resizes to the registry's input size (or keeps the file's size for tokenizers that
+    take any multiple), and audio entries resample to the registry's rate."""
+    from zoo.checkpoint import parameters_on_meta
+
+    for name in zoo.list_tokenizers():
+        info = zoo.get_info(name)
+        with parameters_on_meta():
+            tok = info.builder(**info.kwargs)
+        assert tok.modality == info.modality, name
+        protocol = tok.modality.protocol(tok)
+        if info.modality == "audio":
+            assert protocol.sample_rate == info.sample_rate, name
+            continue
+        size = tuple(info.input_size[-2:])
+        assert tuple(tok.input_size)[-2:] == size, name
+        if tok.input_multiple is None:
+            assert protocol.size == size, name
+        else:
+            assert protocol.size is None and all(s % tok.input_multiple == 0 for s in size), name
+        if info.modality == "video":
+            assert protocol.frames == info.input_size[0], name
+
+
+def test_readme_encode_line_works_for_any_photo_size(tmp_path, capsys):
+    """`python -m zoo encode TOKENIZER photo.jpg tokens.pt` (README) on photos that are not the
+    tokenizer's size: the CLI applies the protocol, says so, and --strict-input refuses instead."""
+    from zoo.cli import main
+    from zoo.data.offline import MATE_DIR
+
+    photo = MATE_DIR / "Dune.jpg"  # 1680x1050
+    assert main(["encode", "titok_demo64.demo", str(photo), str(tmp_path / "tokens.pt"), "--pretrained"]) == 0
+    out = capsys.readouterr().out
+    assert "resized 1680x1050 -> 102x64, centre-cropped to 64x64" in out
+    tok = zoo.create_tokenizer("titok_demo64.demo", pretrained=True)
+    saved = torch.load(tmp_path / "tokens.pt", weights_only=True)
+    assert torch.equal(saved["ids"], tok.encode(IMAGE.load(photo, tok)[0][None]).ids)  # same process, same batch
+    with pytest.raises(ValueError, match="1680x1050 but the tokenizer takes 64x64"):
+        main(["encode", "titok_demo64.demo", str(photo), str(tmp_path / "t2.pt"), "--pretrained", "--strict-input"])
