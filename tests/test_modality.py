@@ -51,7 +51,8 @@ def test_every_pil_mode_becomes_the_expected_rgb(tmp_path, astronaut):
     x, note = IMAGE.load(tmp_path / "rgba.png", protocol)
     assert "alpha over white" in note
     assert bool((x[:, :, :256] == 1).all())
-    assert torch.equal((x[:, :, 256:] * 255).round().to(torch.uint8), torch.from_numpy(astronaut[:, 256:]).permute(2, 0, 1))
+    opaque = torch.from_numpy(astronaut[:, 256:]).permute(2, 0, 1)
+    assert torch.equal((x[:, :, 256:] * 255).round().to(torch.uint8), opaque)
 
     ref = torch.from_numpy(astronaut).permute(2, 0, 1).float() / 255
     rgb.quantize(256).save(tmp_path / "palette.png")

@@ -1,8 +1,9 @@
 """Modality objects: what a tokenizer takes, how files are read into it and written back.
 
 ``Tokenizer.modality`` is one of :data:`IMAGE`, :data:`VIDEO`, :data:`AUDIO`: a ``str`` equal to
-``"image"`` / ``"video"`` / ``"audio"`` (so comparisons, dict keys and JSON keep working) that
-also owns
+``"image"`` / ``"video"`` / ``"audio"`` (so comparisons, dict keys and JSON keep working;
+``str(tok.modality)`` is a plain ``str`` for strict serialisers such as ``yaml.safe_dump`` or
+``torch.load(weights_only=True)``) that also owns
 
 - input checking (``validate``: ``zoo.validate``),
 - the tokenizer's input protocol (``protocol(tok)``: a picklable :class:`InputProtocol`),
@@ -277,7 +278,8 @@ class Audio(Modality):
             wave = wave.clamp(-1, 1)
             notes.append("clipped to [-1, 1]")
         seconds = wave.shape[-1] / p.sample_rate
-        return wave, "; ".join(notes + [f"{seconds:.2f} s"]) if notes else f"mono {rate} Hz, {seconds:.2f} s, used as is"
+        note = "; ".join(notes + [f"{seconds:.2f} s"]) if notes else f"mono {rate} Hz, {seconds:.2f} s, used as is"
+        return wave, note
 
     def write(self, path, x, tok):
         from .audio import save_audio

@@ -121,7 +121,8 @@ def _list_jsonl(path: Path) -> Listing:
                 continue
             label = rec.get("label")
             if (label is not None and not isinstance(label, (int, str))) or isinstance(label, bool):
-                records.append((rec["path"], None, None, f"ValueError: label must be an int or a string, got {label!r}"))
+                bad = f"ValueError: label must be an int or a string, got {label!r}"
+                records.append((rec["path"], None, None, bad))
                 continue
             records.append((rec["path"], rec["path"], label, None))
     labels = {r[2] for r in records if r[2] is not None}

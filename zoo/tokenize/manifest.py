@@ -60,8 +60,9 @@ def start_run(out_dir: Path, run: dict[str, Any], resume: bool) -> None:
         before = json.loads(run_file.read_text(encoding="utf-8"))
         changed = sorted(k for k in set(before) | set(run) if before.get(k) != run.get(k))
         if changed:
+            first, now = ({k: d.get(k) for k in changed} for d in (before, run))
             raise ValueError(f"cannot resume {out_dir}: settings differ from the first run in {changed} "
-                             f"(first: { {k: before.get(k) for k in changed} }, now: { {k: run.get(k) for k in changed} })")
+                             f"(first: {first}, now: {now})")
         # rewritten when the resumed run completes; temporary files of killed writes are dropped
         stale = [out_dir / "manifest.json", out_dir / "errors.jsonl", *out_dir.glob(".part-*.tmp"),
                  *(out_dir / RANKS_DIR).glob("rank-*.json")]

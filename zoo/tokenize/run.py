@@ -19,7 +19,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from .batching import ItemReader, ShardEncoder
@@ -173,17 +172,12 @@ def _run(ranks: _Ranks, tokenizer, source, out_dir: Path, *, pretrained, weights
     views = (["top_left", "top_right", "bottom_left", "bottom_right", "center"] if ten_crop else ["center"])
     views = views + [v + "_flip" for v in views] if (ten_crop or flip) else None
     writer = ShardWriter(out_dir, id_dtype(cb), labels=listing.labels, num_samples=modality == "audio",
-                         view=views is not None,
-                         input_shape=modality != "audio" and protocol.size is None)
-    proto = protocol.as_dict()
-    proto["augment"] = {"flip": flip, "ten_crop": ten_crop, "views": views,
-                        "ten_crop_scale": TEN_CROP_SCALE if ten_crop else None}
-    proto["dtype"] = dtype
-    run = {"tokenizer": tokenizer_identity(tok, name, revision),
-           "input": {"path": str(Path(str(source)).resolve()) if Path(str(source)).exists() else str(source),
-                     "kind": listing.kind, "fingerprint": listing.fingerprint, "num_inputs": listing.num_inputs},
-           "protocol": proto, "world_size": ranks.world, "shard_size": shard_size,
-           "ids_dtype": str(writer.ids_dtype), "columns": writer.columns}
+                         view=views is not None, input_shape=modality != "audio" and protocol.size is None)
+    augment = {"flip": flip, "ten_crop": ten_crop, "views": views,
+               "ten_crop_scale": TEN_CROP_SCALE if ten_crop else None}
+    run = {"tokenizer": tokenizer_identity(tok, name, revision), "input": _input_record(source, listing),
+           "protocol": {**protocol.as_dict(), "augment": augment, "dtype": dtype}, "world_size": ranks.world,
+           "shard_size": shard_size, "ids_dtype": str(writer.ids_dtype), "columns": writer.columns}
     ranks.run_on_zero(lambda: start_run(out_dir, run, resume))
     if ranks.world > 1:
         ranks.dist.barrier()
@@ -211,6 +205,12 @@ def _run(ranks: _Ranks, tokenizer, source, out_dir: Path, *, pretrained, weights
               f"{total} inputs this session in {seconds:.1f} s = {rate:.1f} items/s "
               f"({ranks.world} process(es), {dev.type}); {out_dir / 'manifest.json'}")
     return manifest
+
+
+def _input_record(source, listing) -> dict[str, Any]:
+    path = Path(str(source))
+    return {"path": str(path.resolve()) if path.exists() else str(source), "kind": listing.kind,
+            "fingerprint": listing.fingerprint, "num_inputs": listing.num_inputs}
 
 
 def _zoo_version() -> str:
