@@ -149,7 +149,8 @@ def write_tokenize_report(row: dict, out_dir: str | os.PathLike) -> Path:
           "zoo tokenize items/s (CPU ms/item) | vs loop | vs CLI |\n|---|---|---|---|---|---|---|---|---|\n"
           f"| {row['tokenizer']} | {row['device']} | {row['threads']} | {row['files']} | {cli} | "
           f"{row['loop_items_per_s']:.1f} ({row['loop_cpu_ms_per_item']:.1f}) | {row['tokenize_items_per_s']:.1f} "
-          f"({row['tokenize_cpu_ms_per_item']:.1f}) | {row['speedup_vs_loop']:.2f}x | {vs_cli} |\n\nCPU: {row['cpu']}; load average at the end "
+          f"({row['tokenize_cpu_ms_per_item']:.1f}) | {row['speedup_vs_loop']:.2f}x | {vs_cli} |\n\n"
+          f"CPU: {row['cpu']}; load average at the end "
           f"{tuple(round(v, 1) for v in row['load_average'])}; "
           f"medians of {row['repeats']} alternating runs (CLI: {row['cli_files']} files, once).\n")
     path = out / "tokenize_speed.md"
