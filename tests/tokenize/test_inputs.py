@@ -115,3 +115,35 @@ def test_webdataset_tars_by_glob(tmp_path):
     assert sorted(errors) == ["broken", "s0/textonly", "s1/textonly"]
     assert "no image file" in errors["s0/textonly"]["error"] and errors["broken"]["stage"] == "read"
     assert errors["broken"]["source"].endswith("train-002.tar:broken.jpg")
+
+
+def test_video_folder_and_precision_options(tmp_path):
+    import torch
+
+    from zoo.data.offline import load_photo
+    from zoo.data.video import photo_clip, write_video
+    from zoo.modality import VIDEO
+
+    (tmp_path / "clips").mkdir()
+    for name, frames, photo in (("pan.mp4", 12, "astronaut"), ("short.mp4", 6, "coffee")):
+        clip = photo_clip(load_photo(photo, 96), frames=frames, size=48, start=(-0.2, 0, 0.6), end=(0.2, 0, 0.6))
+        write_video(tmp_path / "clips" / name, clip, fps=8)
+    (tmp_path / "clips" / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 truncated")
+    tok = zoo.create_tokenizer("video1d_tiny")  # 8 frames of 32x32
+    manifest = tokenize_dataset(tok, tmp_path / "clips", tmp_path / "out", name="video1d_tiny", num_workers=1,
+                                progress=False)
+    got = key_to_ids(tmp_path / "out")
+    want = {(k, None): tok.encode(VIDEO.load(tmp_path / "clips" / k, tok)[0][None]).ids[0].numpy()
+            for k in ("pan.mp4", "short.mp4")}
+    assert_ids_match(got, want)
+    assert manifest["num_errors"] == 1 and manifest["protocol"]["frames"] == 8
+    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
+        tokenize_dataset(tok, tmp_path / "clips", tmp_path / "fp16", dtype="fp16", device="cpu", progress=False)
+    with pytest.raises(ValueError, match="images only"):
+        tokenize_dataset(tok, tmp_path / "clips", tmp_path / "flip", flip=True, progress=False)
+    threads = torch.get_num_threads()
+    bf16 = tokenize_dataset(tok, tmp_path / "clips", tmp_path / "bf16", name="video1d_tiny", dtype="bf16",
+                            device="cpu", num_workers=1, progress=False)
+    assert bf16["protocol"]["dtype"] == "bf16" and bf16["num_rows"] == 2 and bf16["ids_dtype"] == "uint8"
+    assert all(v.shape == (32,) for v in key_to_ids(tmp_path / "bf16").values())
+    assert torch.get_num_threads() == threads  # the encoder's thread count is restored after the readers
