@@ -111,8 +111,8 @@ class Modality(str):
     def __new__(cls):
         return super().__new__(cls, cls.name)
 
-    def __getnewargs__(self):  # pickles (DataLoader workers) back to the same object
-        return ()
+    def __reduce__(self):  # unpickles (DataLoader workers, spawn) to the module's object
+        return (modality_named, (self.name,))
 
     def validate(self, x: torch.Tensor) -> torch.Tensor:
         """Check and normalise an input batch (``zoo.validate``); raises ``ValueError`` / ``TypeError``."""
