@@ -94,3 +94,20 @@ def speech_clip():
         return load_speech(path, sample_rate, max_seconds=seconds)[None]
 
     return make
+
+
+def register_golden_entry(monkeypatch, base: str, tok) -> str:
+    """Register, for one test, a copy of the registry entry ``base`` (same weight source, files and
+    converter) whose architecture is ``tok``'s, e.g. a small model converted from a golden fixture:
+    the registry's folder / hub-cache / converted-cache mechanics can then be tested on fixture-sized
+    checkpoints, which the real entry refuses (they are not the model it advertises). Returns its name."""
+    from dataclasses import replace
+
+    import zoo.registry as registry
+
+    info = registry.get_info(base)
+    name = f"{info.arch}_golden.test"
+    kwargs = {k: v for k, v in tok.config.items() if k != "tokenizer_class"}
+    entry = replace(info, name=name, kwargs=kwargs, codebook_size=tok.codebook_size, token_shape=None, input_size=None)
+    monkeypatch.setitem(registry._REGISTRY, name, entry)
+    return name

@@ -7,6 +7,7 @@ run under ``torch.inference_mode()`` and return / accept :class:`Tokens`.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from dataclasses import dataclass, field, replace
@@ -123,8 +124,11 @@ class Tokenizer(nn.Module, PyTorchModelHubMixin, library_name="tokenizer-zoo",
     """Base class of every zoo tokenizer.
 
     Subclasses set ``modality`` (``"image"`` / ``"video"`` / ``"audio"``, turned into the
-    :mod:`zoo.modality` object, a ``str`` equal to that name) and implement ``_encode(x) -> Tokens``,
-    ``_decode(tokens, **kw) -> Tensor`` and ``forward(x) -> TokenizerOutput``. Their
+    :mod:`zoo.modality` object, a ``str`` equal to that name) and implement
+    ``_encode(x, *, family keywords) -> Tokens``, ``_decode(tokens, *, family keywords) -> Tensor``
+    (unclamped: :meth:`decode` applies the common ``clamp`` keyword) and
+    ``forward(x) -> TokenizerOutput``; ``_encode`` / ``_decode`` name their keywords explicitly (no
+    ``**kwargs``), so a misspelt keyword raises. Their
     ``__init__`` takes only JSON-serialisable keyword arguments: that is the config written
     by ``save_pretrained``.
     """
@@ -194,25 +198,42 @@ class Tokenizer(nn.Module, PyTorchModelHubMixin, library_name="tokenizer-zoo",
 
     # ----------------------------------------------------------------- public API
     def encode(self, x: torch.Tensor, **kwargs) -> Tokens:
-        """Signal -> :class:`Tokens` (inference: no grad, eval semantics are the caller's choice)."""
+        """Signal -> :class:`Tokens` (inference: no grad, eval semantics are the caller's choice).
+
+        Keywords are family-specific (e.g. ``sample_rate`` for audio, ``length`` for TiTok); an
+        unknown keyword raises ``TypeError``."""
+        _check_keywords(self._encode, kwargs, "encode", type(self).__name__)
         x = self.validate_input(x)
         with torch.inference_mode():
             return self._encode(x, **kwargs)
 
-    def decode(self, tokens: Tokens | torch.Tensor, **kwargs) -> torch.Tensor:
-        """:class:`Tokens` (or ids) -> signal in ``input_range``."""
+    def decode(self, tokens: Tokens | torch.Tensor, *, clamp: bool = True, **kwargs) -> torch.Tensor:
+        """:class:`Tokens` (or ids) -> signal (images / video ``[B, 3, ...]``, audio ``[B, T]``).
+
+        clamp: every tokenizer takes it. True (default): the output is clipped to ``input_range``
+            ([0, 1] for images and video, [-1, 1] for audio). False: the raw decoder output, which
+            can lie slightly outside that range (what parity tests and unbiased metrics compare).
+        Family-specific keywords are documented on each class's ``_decode``: ``length`` (TiTok,
+        One-D-Piece), ``text_guidance`` (TA-TiTok), ``k`` / ``steps`` / ``guidance`` / ``apg`` /
+        ``noise`` / ``generator`` (FlexTok), ``bandwidth_id`` / ``trim`` (WavTokenizer),
+        ``vocoder`` / ``griffin_lim_iters`` / ``generator`` (dMel). An unknown keyword raises
+        ``TypeError`` naming the accepted ones.
+        """
+        _check_keywords(self._decode, kwargs, "decode", type(self).__name__, common=("clamp",))
         tokens = self._as_tokens(tokens)
         with torch.inference_mode():
-            return self._decode(tokens, **kwargs)
+            out = self._decode(tokens, **kwargs)
+        return out.clamp(*self.input_range) if clamp else out
 
     def reconstruct(self, x: torch.Tensor, **kwargs) -> torch.Tensor:
         """``decode(encode(x))``; keyword arguments go to ``decode``."""
         return self.decode(self.encode(x), **kwargs)
 
-    def _encode(self, x: torch.Tensor, **kwargs) -> Tokens:
+    def _encode(self, x: torch.Tensor) -> Tokens:
         raise NotImplementedError
 
-    def _decode(self, tokens: Tokens, **kwargs) -> torch.Tensor:
+    def _decode(self, tokens: Tokens) -> torch.Tensor:
+        """Tokens (validated, on the model's device) -> the UNCLAMPED signal; :meth:`decode` clamps."""
         raise NotImplementedError
 
     # ----------------------------------------------------------------- persistence
@@ -244,7 +265,23 @@ class Tokenizer(nn.Module, PyTorchModelHubMixin, library_name="tokenizer-zoo",
         with parameters_on_meta():  # the checkpoint tensors become the parameters (no second copy)
             model = cls(**model_kwargs)
         load_state_dict_strict(model, weights, source=str(model_id))
+        if any(p.is_meta for p in model.parameters()):  # read inside zoo.checkpoint.load_on_meta: shapes only
+            return model.eval()
         return model.to(map_location).eval()
+
+
+def _check_keywords(fn, kwargs: dict, what: str, owner: str, common: tuple[str, ...] = ()) -> None:
+    """``TypeError`` naming the accepted keywords when ``kwargs`` holds one ``fn`` does not take."""
+    if not kwargs:
+        return
+    params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)][1:]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise TypeError(f"{owner}.{what}() got unexpected keyword argument(s) {unknown}; "
+                        f"it takes {sorted(set(common) | set(accepted)) or 'none'}")
 
 
 def read_zoo_config(path_or_repo: str | os.PathLike, revision: str | None = None) -> dict[str, Any]:

@@ -135,6 +135,8 @@ class WavTokenizer(Tokenizer):
             return self.encoder(x.unsqueeze(1))
 
     def _decode(self, tokens: Tokens, bandwidth_id=None, trim: bool = True) -> torch.Tensor:
+        """Audio ``[B, T]`` (unclamped). bandwidth_id: the decoder's AdaNorm condition (int or per
+        row; default ``tokens.extras["bandwidth_id"]`` or 0); trim: cut to ``tokens.num_samples``."""
         if tokens.ids.dim() != 2:
             raise ValueError(f"WavTokenizer ids are [B, F], got {tuple(tokens.ids.shape)}")
         if bandwidth_id is None:
