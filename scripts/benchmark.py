@@ -10,6 +10,9 @@ Examples:
     (per stage against fp32: share of equal ids under reduced-precision encode, decode PSNR, speed)
   python scripts/benchmark.py --onnx --tokenizers 'titok_demo64.demo,wavtokenizer_demo75.demo' --threads 1
     (the exported ONNX graphs in onnxruntime against PyTorch on CPU: speed, equal ids, decode difference)
+  python scripts/benchmark.py --compare-tokenize --tokenizers titok_demo64.demo --threads 2 --repeats 3
+    (items/s of `zoo tokenize` against per-file loops of `encode` on the offline photos; add
+     --device cuda --tokenizers titok_l32 --untrained for the GPU number with random weights)
 """
 from __future__ import annotations
 
@@ -62,11 +65,17 @@ def main(argv=None) -> int:
                    help="onnxruntime (exported graphs, CPU) against PyTorch instead (first --sizes value)")
     p.add_argument("--compare-dmel", action="store_true",
                    help="compare dmel.official with the installed `dmel` package instead (sizes = audio seconds)")
+    p.add_argument("--compare-tokenize", action="store_true",
+                   help="items/s of zoo tokenize vs per-file encode loops (eval/tokenize_speed.py)")
+    p.add_argument("--copies", type=int, default=8, help="--compare-tokenize: copies of the offline photos")
+    p.add_argument("--untrained", action="store_true", help="--compare-tokenize: random weights (no download)")
     args = p.parse_args(argv)
     if args.onednn_cache is not None:  # read by oneDNN when the (spawned) case process first uses it
         os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = str(args.onednn_cache)
     if args.compare_dmel:
         return _compare_dmel(args)
+    if args.compare_tokenize:
+        return _compare_tokenize(args)
 
     names = _names(args.tokenizers)
     if args.precision:
@@ -138,6 +147,17 @@ def _compare_dmel(args) -> int:
                         warmup=args.warmup, threads=args.threads, memory=not args.no_isolate)
     print(write_dmel_report(rows, args.out).read_text())
     return 0 if all(r["ids_identical"] for r in rows) else 1
+
+
+def _compare_tokenize(args) -> int:
+    from eval.tokenize_speed import compare_tokenize, write_tokenize_report
+
+    name = "titok_demo64.demo" if args.tokenizers == "*" else args.tokenizers
+    batch = 32 if args.batch_sizes == "1" else int(args.batch_sizes.split(",")[-1])  # --batch-sizes default: 32
+    row = compare_tokenize(name, pretrained=not args.untrained, copies=args.copies, repeats=args.repeats,
+                           threads=args.threads, batch_size=batch, device=args.device)
+    print(write_tokenize_report(row, args.out).read_text())
+    return 0
 
 
 if __name__ == "__main__":

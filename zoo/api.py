@@ -19,8 +19,9 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from .checkpoint import load_state_dict_strict, parameters_on_meta
+from .modality import Modality, modality_named
 from .precision import precision_context, resolve_precision, to_float32
-from .validate import validate_audio, validate_ids, validate_image, validate_video
+from .validate import validate_ids
 
 __all__ = ["Tokens", "TokenizerOutput", "Tokenizer", "tokenizer_class"]
 
@@ -123,15 +124,21 @@ class Tokenizer(nn.Module, PyTorchModelHubMixin, library_name="tokenizer-zoo",
                 repo_url="https://github.com/tokenizer-zoo/tokenizer-zoo", tags=["tokenizer-zoo"]):
     """Base class of every zoo tokenizer.
 
-    Subclasses set ``modality`` and implement ``_encode(x, *, family keywords) -> Tokens``,
-    ``_decode(tokens, *, family keywords) -> Tensor`` (unclamped: :meth:`decode` applies the
-    common ``clamp`` keyword) and ``forward(x) -> TokenizerOutput``; ``_encode`` / ``_decode``
-    name their keywords explicitly (no ``**kwargs``), so a misspelt keyword raises. Their
+    Subclasses set ``modality`` (``"image"`` / ``"video"`` / ``"audio"``, turned into the
+    :mod:`zoo.modality` object, a ``str`` equal to that name) and implement
+    ``_encode(x, *, family keywords) -> Tokens``, ``_decode(tokens, *, family keywords) -> Tensor``
+    (unclamped: :meth:`decode` applies the common ``clamp`` keyword) and
+    ``forward(x) -> TokenizerOutput``; ``_encode`` / ``_decode`` name their keywords explicitly (no
+    ``**kwargs``), so a misspelt keyword raises. Their
     ``__init__`` takes only JSON-serialisable keyword arguments: that is the config written
     by ``save_pretrained``.
     """
 
-    modality: ClassVar[str] = ""
+    modality: ClassVar[Modality | str] = ""
+    #: the input size the model is built for: ``(H, W)`` images, ``(T, H, W)`` video, None for audio
+    input_size: ClassVar[tuple[int, ...] | None] = None
+    #: None: only ``input_size`` is accepted; an int m: any height and width divisible by m
+    input_multiple: ClassVar[int | None] = None
     #: value range of the signal ``encode`` takes and ``decode`` returns
     input_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     #: name of the decode keyword that truncates the token sequence ("length" for
@@ -140,6 +147,9 @@ class Tokenizer(nn.Module, PyTorchModelHubMixin, library_name="tokenizer-zoo",
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        declared = cls.__dict__.get("modality")
+        if isinstance(declared, str) and declared and not isinstance(declared, Modality):
+            cls.modality = modality_named(declared)
         known = _TOKENIZER_CLASSES.get(cls.__name__)
         # tracers (torch.export's module-stack proxies) derive same-named subclasses of a model class
         # while tracing: those must not replace the class that configs name
@@ -179,15 +189,9 @@ class Tokenizer(nn.Module, PyTorchModelHubMixin, library_name="tokenizer-zoo",
     # ----------------------------------------------------------------- validation
     def validate_input(self, x: torch.Tensor) -> torch.Tensor:
         """Check and normalise an input batch (dtype float, range, shape); returns it on ``self.device``."""
-        if self.modality == "image":
-            x = validate_image(x)
-        elif self.modality == "video":
-            x = validate_video(x)
-        elif self.modality == "audio":
-            x = validate_audio(x)
-        else:
+        if not isinstance(self.modality, Modality):
             raise NotImplementedError(f"{type(self).__name__} has no modality set")
-        return x.to(self.device)
+        return self.modality.validate(x).to(self.device)
 
     def _as_tokens(self, tokens: Tokens | torch.Tensor) -> Tokens:
         if isinstance(tokens, torch.Tensor):

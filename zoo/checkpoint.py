@@ -29,7 +29,7 @@ from typing import Iterator, Mapping
 import torch
 from torch import nn
 
-__all__ = ["atomic_path", "save_state_dict", "load_state_dict_file", "load_state_dict_strict",
+__all__ = ["atomic_path", "state_dict_sha256", "save_state_dict", "load_state_dict_file", "load_state_dict_strict",
            "parameters_on_meta", "read_safetensors", "load_on_meta", "CheckpointMismatchError",
            "ALLOWED_PICKLE_GLOBALS"]
 
@@ -59,8 +59,9 @@ class CheckpointMismatchError(RuntimeError):
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success rename it onto ``path``."""
+def atomic_path(path: str | os.PathLike, mode: int | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success rename it onto ``path`` (with permission
+    bits ``mode`` when given; the temporary file is private, 0600, until then)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -69,10 +70,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield Path(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def state_dict_sha256(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """sha256 of a state dict's content: for each key in sorted order its name, dtype, shape and raw
+    bytes. Identifies the weights actually used, whatever file format or conversion they came from."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k in sorted(state_dict):
+        t = state_dict[k].detach().cpu().contiguous()
+        h.update(f"{k}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
 
 
 def save_state_dict(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike,

@@ -150,6 +150,16 @@ class FlexTok(Tokenizer):
     def codebook_size(self) -> int:
         return self.quantizer.codebook_size
 
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return (self.image_size, self.image_size)
+
+    @property
+    def input_multiple(self) -> int | None:
+        """Other sizes: sides divisible by VAE factor x patch; None with absolute positions (at most
+        ``input_size``: the protocol then resizes to it)."""
+        return None if self.pos_scaling == "absolute" else self.downsample * self.patch_size
+
     def token_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return (self.num_registers,)
 

@@ -116,6 +116,7 @@ class FQGAN(Tokenizer):
         if image_size % self.factor:
             raise ValueError(f"image_size {image_size} is not divisible by the downsampling factor {self.factor}")
         grid = image_size // self.factor
+        self.image_size, self.adapter_depth = image_size, adapter_depth
         width = self.encoder.out_width
         self.heads = nn.ModuleList(_BranchHead(width, z_channels, grid, adapter_depth, adapter_heads, num_groups)
                                    for _ in self.branches)
@@ -134,6 +135,15 @@ class FQGAN(Tokenizer):
     @property
     def codebook_size(self) -> tuple[int, ...]:
         return self.quantizer.codebook_size
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return (self.image_size, self.image_size)
+
+    @property
+    def input_multiple(self) -> int | None:
+        """Without adapters (learned positions) any side divisible by the downsampling factor."""
+        return None if self.adapter_depth > 0 else self.factor
 
     def token_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         h, w = input_shape[-2:]

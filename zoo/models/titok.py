@@ -141,6 +141,11 @@ class TiTok(Tokenizer):
         carrying no information, the latents travel in ``Tokens.extras["latents"]``)."""
         return 1 if self.quantize is None else self.quantize.codebook_size
 
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """The only image size this TiTok takes (learned positions)."""
+        return (self.image_size, self.image_size)
+
     def token_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         self._check_size(tuple(input_shape)[-2:])
         return (self.num_tokens,)

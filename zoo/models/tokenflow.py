@@ -192,6 +192,10 @@ class TokenFlow(Tokenizer):
     def codebook_size(self) -> int | tuple[int, ...]:
         return self.quantizer.codebook_size
 
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return (self.grid * self.factor, self.grid * self.factor)
+
     def token_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         h, w = input_shape[-2:]
         if h != self.grid * self.factor or w != self.grid * self.factor:

@@ -63,6 +63,11 @@ class CausalConvVideoTokenizer(Tokenizer):
 
     # ----------------------------------------------------------------- shapes
     @property
+    def input_multiple(self) -> int:
+        """Any height and width divisible by the spatial factor (``input_size`` is nominal)."""
+        return self.spatial_factor
+
+    @property
     def codebook_size(self) -> int:
         return self.quantizer.codebook_size
 
