@@ -7,7 +7,6 @@ case alone. Times are medians over ``repeats`` runs after ``warmup`` runs, under
 """
 from __future__ import annotations
 
-import inspect
 import json
 import multiprocessing as mp
 import os
@@ -134,9 +133,7 @@ def run_case(case: Case) -> Result:
         tok._encode = torch.compile(tok._encode)
         tok._decode = torch.compile(tok._decode)
     amp = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[case.dtype]
-    decode_kwargs = dict(case.decode_kwargs)
-    if "generator" in inspect.signature(tok._decode).parameters:
-        decode_kwargs.setdefault("generator", torch.Generator(device).manual_seed(0))
+    decode_kwargs = {**tok.decode_noise_kwargs(0), **case.decode_kwargs}
 
     def autocast():
         return torch.autocast(device.type, dtype=amp, enabled=amp is not None)
