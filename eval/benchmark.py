@@ -109,11 +109,7 @@ def make_input(tok, info, batch_size: int, size: float | None) -> torch.Tensor:
 
 
 def _signal_seconds(tok, x: torch.Tensor) -> float | None:
-    if tok.modality == "audio":
-        return x.shape[-1] / tok.sample_rate
-    if tok.modality == "video":
-        return x.shape[2] / 8.0  # clips are taken as 8 fps
-    return None
+    return tok.modality.seconds(x, tok)  # audio: samples / rate; video: frames at 8 fps; images: None
 
 
 def run_case(case: Case) -> Result:

@@ -17,8 +17,8 @@
 - the quick held-out metrics of training (``quick_metrics``: PSNR for images and video frames,
   SI-SDR and log-mel distance for audio, :mod:`zoo.fidelity`) and sample saving
   (``save_samples``: an image grid, one row of frames per clip, or wav files),
-- declared facts: ``spatial`` (images, video), ``value_range``, ``item_noun`` ("image" / "clip"),
-  ``seconds(x, tok)`` (the duration a batch holds: audio samples / rate, video frames / ``fps``).
+- declared facts: ``spatial`` (images, video), ``frames_in_item`` (video), ``value_range``,
+  ``item_noun`` ("image" / "clip"), ``seconds(x, tok)`` (the duration a batch holds: audio samples / rate, video frames / ``fps``).
 
 The protocol: images of any PIL mode become RGB, are resized on the short side (bicubic) and
 centre-cropped to the tokenizer's ``input_size``; a tokenizer that takes any size whose sides
@@ -124,6 +124,8 @@ class Modality(str):
     value_range: tuple[float, float] = (0.0, 1.0)
     #: what one item is called in protocols
     item_noun = "item"
+    #: items are sequences of frames (video): per-frame values have one row per frame
+    frames_in_item = False
 
     def __new__(cls):
         return super().__new__(cls, cls.name)
@@ -250,6 +252,7 @@ class Video(Modality):
     name = "video"
     extensions = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v")
     item_noun = "clip"
+    frames_in_item = True
     #: frame rate clips are written and timed at
     fps = 8
 
