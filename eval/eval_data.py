@@ -17,9 +17,14 @@ __all__ = ["DATA", "eval_data", "ImageData", "VideoData", "AudioData"]
 
 
 class _Data:
-    def __init__(self, tok, shape: tuple[int, ...], data: str, num_samples: int | None, total: int):
-        self.tok, self.shape, self.source = tok, tuple(shape), data
+    def __init__(self, tok, shape: tuple[int, ...], data: str, num_samples: int | None, max_seconds: float):
+        self.tok, self.shape, self.source, self.max_seconds = tok, tuple(shape), data, max_seconds
+        total = self._open(data)
         self.n = min(total, num_samples) if num_samples else total
+
+    def _open(self, data: str) -> int:
+        """List the items of ``data``, set ``self.protocol``; returns the number of items."""
+        raise NotImplementedError
 
     def input_record(self) -> dict[str, Any]:
         return {"size": list(self.shape)} | self.protocol
@@ -32,28 +37,32 @@ class _Data:
         return self.tok.modality.collate([self.ds[i] for i in indices])
 
 
+def _registered_size(info) -> tuple[int, ...] | None:
+    return getattr(info, "input_size", None) if info is not None else None
+
+
 class ImageData(_Data):
     """Photos: short side resized to the input side (PIL bicubic), centre crop."""
 
     @staticmethod
     def input_shape(tok, info, image_size: int | None, num_frames: int | None) -> tuple[int, ...]:
-        size = getattr(info, "input_size", None) if info is not None else None
+        size = _registered_size(info)
         side = image_size or (size[-1] if size else tok.config.get("image_size") or 256)
         return (int(side), int(side))
 
-    def __init__(self, tok, shape, data, num_samples, max_seconds):
+    def _open(self, data):
         from zoo.data.image import ImageFolder, list_images
 
-        self.ds = ImageFolder(list_images(data), size=shape[-1], random_crop=False)
-        self.protocol = {"preprocessing": f"short side resized to {shape[-1]} (PIL bicubic, reducing_gap=3), "
-                                          f"centre crop {shape[-1]}x{shape[-1]}, float in [0, 1]"}
-        super().__init__(tok, shape, data, num_samples, len(self.ds))
+        side = self.shape[-1]
+        self.ds = ImageFolder(list_images(data), size=side, random_crop=False)
+        self.protocol = {"preprocessing": f"short side resized to {side} (PIL bicubic, reducing_gap=3), "
+                                          f"centre crop {side}x{side}, float in [0, 1]"}
+        return len(self.ds)
 
     def figure(self, out: Path, examples, title: str) -> Path:
         from .report import recon_grid
 
-        xs, rs, _ = examples
-        return recon_grid(out / "reconstructions.png", xs, rs, title=title)
+        return recon_grid(out / "reconstructions.png", examples[0], examples[1], title=title)
 
 
 class VideoData(_Data):
@@ -61,24 +70,23 @@ class VideoData(_Data):
 
     @staticmethod
     def input_shape(tok, info, image_size: int | None, num_frames: int | None) -> tuple[int, ...]:
-        size = getattr(info, "input_size", None) if info is not None else None
-        shape = size or tok.config.get("input_size") or (16, 128, 128)
+        shape = _registered_size(info) or tok.config.get("input_size") or (16, 128, 128)
         return (int(num_frames or shape[0]), int(image_size or shape[-2]), int(image_size or shape[-1]))
 
-    def __init__(self, tok, shape, data, num_samples, max_seconds):
+    def _open(self, data):
         from zoo.data.video import video_dataset
 
-        self.ds = video_dataset(data, frames=shape[0], size=shape[-1], **(
+        frames, side = self.shape[0], self.shape[-1]
+        self.ds = video_dataset(data, frames=frames, size=side, **(
             {} if str(data).startswith("offline:") else {"random_crop": False}))
-        self.protocol = {"preprocessing": f"{shape[0]} consecutive frames (centre clip), short side resized to "
-                                          f"{shape[-1]}, centre crop"}
-        super().__init__(tok, shape, data, num_samples, len(self.ds))
+        self.protocol = {"preprocessing": f"{frames} consecutive frames (centre clip), short side resized to "
+                                          f"{side}, centre crop"}
+        return len(self.ds)
 
     def figure(self, out: Path, examples, title: str) -> Path:
         from .report import frame_strips
 
-        xs, rs, _ = examples
-        return frame_strips(out / "frame_strips.png", xs, rs, title=title)
+        return frame_strips(out / "frame_strips.png", examples[0], examples[1], title=title)
 
 
 class AudioData(_Data):
@@ -88,14 +96,14 @@ class AudioData(_Data):
     def input_shape(tok, info, image_size: int | None, num_frames: int | None) -> tuple[int, ...]:
         return ()
 
-    def __init__(self, tok, shape, data, num_samples, max_seconds):
+    def _open(self, data):
         from zoo.data.audio import list_audio
 
         self.paths = list_audio(data)
-        self.rate, self.max_seconds = int(tok.sample_rate), max_seconds
+        self.rate = int(self.tok.sample_rate)
         self.protocol = {"preprocessing": f"mono, resampled to {self.rate} Hz (sinc), clipped to [-1, 1], "
                                           f"first {self.max_seconds:g} s of each file, zero-padded in a batch"}
-        super().__init__(tok, shape, data, num_samples, len(self.paths))
+        return len(self.paths)
 
     def input_record(self) -> dict[str, Any]:
         return {"sample_rate": self.rate, "max_seconds": self.max_seconds} | self.protocol
