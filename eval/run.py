@@ -204,6 +204,7 @@ def _sweep_values(arg: str, tok, tokens_total: int) -> list[int]:
         raise ValueError(f"--sweep values {bad} outside [1, {tokens_total}]")
     return vals
 
+
 def _reconstruct(tok, tokens, like: torch.Tensor, **kw) -> torch.Tensor:
     """``decode(tokens)`` in float32 with the shape of the input batch ``like``, clipped to its range."""
     return tok.modality.fit(tok.decode(tokens, **kw).float(), like)
@@ -214,7 +215,6 @@ def evaluate(args) -> dict:
     from tqdm.auto import tqdm
 
     from .eval_data import eval_data
-    from .report import tokens_curve, write_report
 
     rank, world, device = _distributed(args.device)
     tok, info = load_tokenizer(args)
@@ -280,26 +280,30 @@ def evaluate(args) -> dict:
     if curve:
         report["curve"] = curve
     if rank == 0:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        figures = []
-        if not args.no_figures and examples is not None:
-            figures.append(data.figure(out, examples, title=f"{args.tokenizer}"))
-            if curve:
-                from .report import to_jsonable
-
-                series = {"PSNR (dB)": to_jsonable(curve["psnr"])}
-                if "rfid" in curve:
-                    series["rFID"] = to_jsonable(curve["rfid"])
-                figures.append(tokens_curve(out / "quality_vs_tokens.png", curve["tokens"], series,
-                                            title=f"{args.tokenizer}: decode with {arg}=k"))
-        report["figures"] = [str(f) for f in figures]
-        if per_item:
-            per_item["item"] = [data.item_name(i) for i in per_item.pop("index")]
-            _write_json(out / "per_item.json", per_item)
-            report["per_item"] = "per_item.json"
-        write_report(out, report)
+        _write_outputs(Path(args.out), report, data, None if args.no_figures else examples, per_item)
     return report
+
+
+def _write_outputs(out: Path, report: dict, data, examples, per_item: dict | None) -> None:
+    """report.json / report.md, the figures (none without ``examples``) and per_item.json under ``out``."""
+    from .report import tokens_curve, to_jsonable, write_report
+
+    out.mkdir(parents=True, exist_ok=True)
+    figures, curve, name = [], report.get("curve"), report["tokenizer"]
+    if examples is not None:
+        figures.append(data.figure(out, examples, title=f"{name}"))
+        if curve:
+            series = {"PSNR (dB)": to_jsonable(curve["psnr"])}
+            if "rfid" in curve:
+                series["rFID"] = to_jsonable(curve["rfid"])
+            figures.append(tokens_curve(out / "quality_vs_tokens.png", curve["tokens"], series,
+                                        title=f"{name}: decode with {curve['arg']}=k"))
+    report["figures"] = [str(f) for f in figures]
+    if per_item:
+        per_item["item"] = [data.item_name(i) for i in per_item.pop("index")]
+        _write_json(out / "per_item.json", per_item)
+        report["per_item"] = "per_item.json"
+    write_report(out, report)
 
 
 def main(argv: list[str] | None = None) -> int:
