@@ -71,3 +71,15 @@ def test_eval_commands_are_entry_points_of_the_zoo_cli():
     for target in commands.values():
         module, func = target.split(":")
         assert callable(getattr(__import__(module, fromlist=[func]), func))
+
+
+def test_plugin_commands_run_and_never_take_over_a_zoo_command(monkeypatch, capsys):
+    from importlib.metadata import EntryPoint
+
+    import zoo.cli as cli
+
+    fake = {name: EntryPoint(name, "builtins:len", cli.COMMAND_GROUP) for name in ("count", "list")}
+    monkeypatch.setattr(cli, "plugin_commands", lambda: fake)
+    assert cli.main(["count", "a", "b", "c"]) == 3  # main(argv) of the plugin gets the arguments after its name
+    assert cli.main(["list", "titok_tiny*"]) == 0   # the zoo's own `list`, not the plugin's len(argv) == 1
+    assert "titok_tiny.untrained" in capsys.readouterr().out

@@ -239,10 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train", help="scripts/train.py RECIPE [key=value ...] [--resume]", add_help=False)
     s.add_argument("rest", nargs=argparse.REMAINDER)
-    for name, ep in sorted(plugin_commands().items()):
-        if name not in sub.choices:
-            s = sub.add_parser(name, help=f"from {ep.value} ('zoo {name} --help' for its options)", add_help=False)
-            s.add_argument("rest", nargs=argparse.REMAINDER)
+    #: plugin commands (a name of the zoo's own commands is never taken over)
+    p.plugins = {name: ep for name, ep in sorted(plugin_commands().items()) if name not in sub.choices}
+    for name, ep in p.plugins.items():
+        s = sub.add_parser(name, help=f"from {ep.value} ('zoo {name} --help' for its options)", add_help=False)
+        s.add_argument("rest", nargs=argparse.REMAINDER)
     p.epilog = (f"Commands of other installed packages come from the '{COMMAND_GROUP}' entry-point group "
                 "(this project's eval and demo commands once it is installed: pip install -e .).")
     return p
@@ -252,10 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "train":
         return cmd_train(argv[1:])
-    plugins = plugin_commands()
-    if argv and argv[0] in plugins:
-        return int(plugins[argv[0]].load()(argv[1:]) or 0)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if argv and argv[0] in parser.plugins:  # the plugin parses its own arguments
+        return int(parser.plugins[argv[0]].load()(argv[1:]) or 0)
+    args = parser.parse_args(argv)
     return args.fn(args)
 
 
