@@ -24,7 +24,6 @@ For evaluation (pFID): :func:`encode_perturbed` (exact definition, needs the ima
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
