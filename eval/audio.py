@@ -21,6 +21,8 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from zoo.fidelity import mel_distance, si_sdr
+
 __all__ = ["si_sdr", "mel_distance", "SISDR", "PESQ", "STOI", "MelDistance", "UTMOS", "DNSMOS",
            "AUDIO_METRICS"]
 
@@ -61,35 +63,6 @@ def _ends(x: Tensor, lengths: Tensor | None) -> list[int]:
     if len(ends) != x.shape[0] or min(ends) < 1 or max(ends) > x.shape[-1]:
         raise ValueError(f"lengths must be [B]={x.shape[0]} values in [1, {x.shape[-1]}], got {ends}")
     return ends
-
-
-# ----------------------------------------------------------------------------- functional
-def si_sdr(preds: Tensor, target: Tensor, eps: float = 1e-12) -> Tensor:
-    """Scale-invariant SDR in dB along the last axis: ``[..., T] -> [...]`` (float64)."""
-    p = preds.double() - preds.double().mean(-1, keepdim=True)
-    t = target.double() - target.double().mean(-1, keepdim=True)
-    alpha = (p * t).sum(-1, keepdim=True) / ((t * t).sum(-1, keepdim=True) + eps)
-    proj = alpha * t
-    noise = p - proj
-    return 10 * torch.log10(((proj * proj).sum(-1) + eps) / ((noise * noise).sum(-1) + eps))
-
-
-def _mel_transform(sample_rate: int, n_fft: int, hop_length: int, n_mels: int, f_min: float,
-                   f_max: float | None):
-    import torchaudio
-
-    return torchaudio.transforms.MelSpectrogram(
-        sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, f_min=f_min, f_max=f_max,
-        power=1.0, center=True, pad_mode="reflect", norm=None, mel_scale="htk")
-
-
-def mel_distance(preds: Tensor, target: Tensor, sample_rate: int, n_fft: int = 1024, hop_length: int = 256,
-                 n_mels: int = 80, f_min: float = 0.0, f_max: float | None = None, floor: float = 1e-5) -> Tensor:
-    """Mean |log mel(preds) - log mel(target)| per clip: ``[B, T] x2 -> [B]`` (see module docstring)."""
-    mel = _mel_transform(sample_rate, n_fft, hop_length, n_mels, f_min, f_max).to(preds.device)
-    lp = mel(preds.float()).clamp_min(floor).log()
-    lt = mel(target.float()).clamp_min(floor).log()
-    return (lp - lt).abs().mean(dim=(-2, -1))
 
 
 # ----------------------------------------------------------------------------- metrics

@@ -7,7 +7,6 @@ case alone. Times are medians over ``repeats`` runs after ``warmup`` runs, under
 """
 from __future__ import annotations
 
-import inspect
 import json
 import multiprocessing as mp
 import os
@@ -110,11 +109,7 @@ def make_input(tok, info, batch_size: int, size: float | None) -> torch.Tensor:
 
 
 def _signal_seconds(tok, x: torch.Tensor) -> float | None:
-    if tok.modality == "audio":
-        return x.shape[-1] / tok.sample_rate
-    if tok.modality == "video":
-        return x.shape[2] / 8.0  # clips are taken as 8 fps
-    return None
+    return tok.modality.seconds(x, tok)  # audio: samples / rate; video: frames at 8 fps; images: None
 
 
 def run_case(case: Case) -> Result:
@@ -134,9 +129,7 @@ def run_case(case: Case) -> Result:
         tok._encode = torch.compile(tok._encode)
         tok._decode = torch.compile(tok._decode)
     amp = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[case.dtype]
-    decode_kwargs = dict(case.decode_kwargs)
-    if "generator" in inspect.signature(tok._decode).parameters:
-        decode_kwargs.setdefault("generator", torch.Generator(device).manual_seed(0))
+    decode_kwargs = {**tok.decode_noise_kwargs(0), **case.decode_kwargs}
 
     def autocast():
         return torch.autocast(device.type, dtype=amp, enabled=amp is not None)

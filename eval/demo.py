@@ -17,7 +17,6 @@ as float16; buffers stay float32).
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import math
 import shutil
@@ -146,16 +145,12 @@ def evaluate_audio(tok, device: str = "cpu", dnsmos: bool = True) -> dict:
     tok.encode(clips[0][None, : sr // 2].to(device))  # warm-up
     enc_total = dec_total = seconds = 0.0
     pairs = []
-    # decoders that draw random numbers (dMel's Griffin-Lim phases) get a seeded generator: same report every run
-    seeded = "generator" in inspect.signature(tok._decode).parameters
     for clip_name, clip in zip(names, clips):
         x = clip[None].to(device)
         tokens, enc_ms = _timed(lambda: tok.encode(x))
-        kw = {"generator": torch.Generator(device=device).manual_seed(0)} if seeded else {}
+        kw = tok.decode_noise_kwargs(0)  # decoders that draw noise (dMel's Griffin-Lim): same report every run
         y, dec_ms = _timed(lambda: tok.decode(tokens, **kw))
-        y = y.reshape(1, -1)[:, : x.shape[-1]].float().clamp(-1, 1).cpu()
-        if y.shape[-1] < x.shape[-1]:
-            y = torch.nn.functional.pad(y, (0, x.shape[-1] - y.shape[-1]))
+        y = tok.modality.fit(y, x).cpu()  # trimmed / zero-padded to the clip, clipped to [-1, 1]
         enc_total, dec_total, seconds = enc_total + enc_ms, dec_total + dec_ms, seconds + x.shape[-1] / sr
         stoi.update(y, x.cpu())
         pesq.update(y, x.cpu())

@@ -21,6 +21,8 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from zoo.checkpoint import load_state_dict_file, load_state_dict_strict
+from zoo.fidelity import check_image_pair as _check_pair
+from zoo.fidelity import psnr
 
 from .weights import resolve_weights
 
@@ -47,31 +49,8 @@ LPIPS_BACKBONES = {
 }
 
 
-def _check_pair(preds: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-    for name, x in (("preds", preds), ("target", target)):
-        if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"{name} must be images [B, 3, H, W], got "
-                             f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
-    if preds.shape != target.shape:
-        raise ValueError(f"preds {tuple(preds.shape)} and target {tuple(target.shape)} differ in shape")
-    if preds.dtype == torch.uint8:
-        preds = preds.float() / 255
-    if target.dtype == torch.uint8:
-        target = target.float() / 255
-    if not preds.is_floating_point() or not target.is_floating_point():
-        raise TypeError(f"images must be float in [0, 1] or uint8, got {preds.dtype} / {target.dtype}")
-    return preds.float(), target.float()
-
-
 def _quantize(x: Tensor) -> Tensor:
     return x.clamp(0, 1).mul(255).round().div(255)
-
-
-def psnr(preds: Tensor, target: Tensor) -> Tensor:
-    """Per-image PSNR in dB ``[B]`` (data range 1)."""
-    preds, target = _check_pair(preds, target)
-    mse = (preds.double() - target.double()).square().flatten(1).mean(1)
-    return (10 * torch.log10(1.0 / mse)).float()
 
 
 _MS_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)

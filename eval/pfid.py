@@ -15,12 +15,10 @@ ORIGINAL input, exactly as the clean metric compares the clean reconstruction.
 :func:`perturbed_tokens` gives the perturbed ``Tokens``; a token changes with probability
 ``alpha * (1 - 1/delta)`` (:func:`expected_changed_fraction`).
 
-dMel (a fixed scalar quantiser: every (frame, mel channel) id is the nearest of 16 bin centres
-of the log-mel value) is supported with RobusTok's definition applied per id: each channel is a
-code group whose codebook is the 16 one-dimensional bin centres (as the zoo treats the groups of
-a factorized quantizer), the "encoder output" is the continuous log-mel value, and the candidates
-are the ``delta`` centres nearest to it (the clean bin first; ``delta`` is capped at 16, where the
-pick is uniform over all levels: use small deltas, e.g. 2-4, for dMel).
+What a perturbed token is comes from the tokenizer (``Tokenizer.token_perturbation()``): the ids
+of its zoo quantizers, or for dMel (a fixed scalar quantiser) each (frame, mel channel) id among
+the 16 one-dimensional bin centres (``zoo.models.dmel_perturbation``; ``delta`` is capped at 16,
+where the pick is uniform over all levels: use small deltas, e.g. 2-4, for dMel).
 """
 from __future__ import annotations
 
@@ -46,29 +44,15 @@ def _codebook_sizes(tokenizer) -> tuple[int, ...]:
 
 
 def supports_pfid(tokenizer) -> tuple[bool, str]:
-    """(True, "") when the tokenizer holds zoo quantizers the perturbation understands, else (False, why)."""
-    from zoo.quant.perturb import _supported, leaf_quantizers
-
-    if _is_scalar_bins(tokenizer):
-        return True, ""
-    leaves = leaf_quantizers(tokenizer)
-    if not leaves:
-        return False, f"{type(tokenizer).__name__} has no zoo quantizer (not a VQ tokenizer)"
-    bad = [type(q).__name__ for q in leaves if not (_supported(q) or hasattr(q, "perturbation_space"))]
-    if bad:
-        return False, f"quantizer(s) {bad} have no nearest-code search to perturb (pFID needs VQ codebooks)"
-    return True, ""
+    """(True, "") when the tokenizer's tokens can be perturbed (``token_perturbation()``), else (False, why)."""
+    why = tokenizer.token_perturbation().unsupported_reason()
+    return (True, "") if why is None else (False, why)
 
 
 def decode_kwargs(tokenizer, seed: int) -> dict[str, Any]:
     """``{"generator": seeded Generator}`` for tokenizers whose decoder samples noise (FlexTok), else {}:
     clean and perturbed decodes then draw the same noise, so alpha=0 reproduces the clean reconstruction."""
-    import inspect
-
-    if "generator" not in inspect.signature(tokenizer._decode).parameters:
-        return {}
-    dev = tokenizer.device
-    return {"generator": torch.Generator(device=dev).manual_seed(int(seed))}
+    return tokenizer.decode_noise_kwargs(seed)
 
 
 def effective_delta(tokenizer, delta: int) -> int:
@@ -79,16 +63,8 @@ def effective_delta(tokenizer, delta: int) -> int:
 def perturbed_reconstruction(tokenizer, images: Tensor, alpha: float, delta: int, seed: int,
                              mode: str = "encoder", **decode_kwargs) -> Tensor:
     """Decode ``images`` ``[B, 3, H, W]`` in [0, 1] from perturbed tokens (same shape, [0, 1])."""
-    from zoo.quant.perturb import encode_perturbed, perturb_tokens
-
     tokens = perturbed_tokens(tokenizer, images, alpha, delta, seed, mode)
     return tokenizer.decode(tokens, **decode_kwargs).clamp(0, 1)
-
-
-def _is_scalar_bins(tokenizer) -> bool:
-    from zoo.models.dmel import DMel
-
-    return isinstance(tokenizer, DMel)
 
 
 def perturbed_tokens(tokenizer, x: Tensor, alpha: float, delta: int, seed: int, mode: str = "encoder"):
@@ -97,57 +73,18 @@ def perturbed_tokens(tokenizer, x: Tensor, alpha: float, delta: int, seed: int, 
     mode "encoder": candidates nearest to the encoder output (the definition); "tokens": nearest to
     the token's own code. alpha=0 or delta=1 returns exactly the clean tokens. Deterministic per seed.
     """
-    from zoo.quant.perturb import encode_perturbed, perturb_tokens
-
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
     if delta < 1:
         raise ValueError(f"delta must be >= 1, got {delta}")
     if mode not in ("encoder", "tokens"):
         raise ValueError(f"mode must be 'encoder' or 'tokens', got {mode!r}")
-    if _is_scalar_bins(tokenizer):
-        return _perturb_scalar_bins(tokenizer, x, alpha, delta, seed, mode)
-    if mode == "encoder":
-        return encode_perturbed(tokenizer, x, alpha=alpha, delta=delta, seed=seed)
-    return perturb_tokens(tokenizer, tokenizer.encode(x), alpha=alpha, delta=delta, seed=seed)
-
-
-@torch.no_grad()
-def _perturb_scalar_bins(tokenizer, x: Tensor, alpha: float, delta: int, seed: int, mode: str):
-    """dMel: each (frame, channel) id is re-drawn among the ``delta`` bin centres nearest to the
-    log-mel value (mode "encoder") or to its own centre ("tokens"); the clean bin is candidate 0."""
-    from zoo.api import Tokens
-    from zoo.quant.perturb import sample_candidates
-
-    tokens = tokenizer.encode(x)
-    centers = tokenizer.centers.double()
-    k = centers.numel()
-    if delta > k:
-        raise ValueError(f"delta must be in [1, {k}] (dMel bins per channel), got {delta}")
-    if alpha == 0 or delta == 1:
-        return tokens
-    ids = tokens.ids
-    anchor = tokenizer.log_mel(x).double() if mode == "encoder" else centers[ids]
-    if anchor.shape != ids.shape:
-        raise RuntimeError(f"dMel log-mel {tuple(anchor.shape)} does not match its ids {tuple(ids.shape)}")
-    dist = (anchor[..., None] - centers).abs().reshape(-1, k)
-    dist.scatter_(1, ids.reshape(-1, 1), -1.0)  # the clean bin (nearest, lower on ties) always comes first
-    cands = dist.topk(delta, dim=1, largest=False, sorted=True).indices
-    gen = torch.Generator(device=ids.device).manual_seed(int(seed))
-    new = sample_candidates(cands, alpha, gen).view_as(ids).to(ids.dtype)
-    return Tokens(ids=new, lengths=tokens.lengths, num_samples=tokens.num_samples, input_shape=tokens.input_shape,
-                  extras=dict(tokens.extras))
+    return tokenizer.token_perturbation().tokens(x, alpha, delta, seed, mode)
 
 
 def token_definition(tokenizer) -> str:
     """What one perturbed token is for this tokenizer (goes into the protocol)."""
-    if _is_scalar_bins(tokenizer):
-        return ("dMel: each (frame, mel channel) id; its codebook is the channel's bin centres (1-D), its "
-                "encoder output the log-mel value")
-    from zoo.quant.perturb import leaf_quantizers
-
-    kinds = sorted({type(q).__name__ for q in leaf_quantizers(tokenizer)})
-    return f"each id of the tokenizer's quantizer(s) {kinds} (per code group)"
+    return tokenizer.token_perturbation().definition()
 
 
 def expected_changed_fraction(alpha: float, delta: int) -> float:

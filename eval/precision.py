@@ -8,7 +8,6 @@ For one tokenizer and input batch, against the float32 run on the same device:
 """
 from __future__ import annotations
 
-import inspect
 import math
 from pathlib import Path
 
@@ -36,15 +35,12 @@ def seeded_decode_kwargs(tok, decode_kwargs: dict | None):
     """Decode keywords for each call: those of ``decode_kwargs`` that ``tok`` takes (one sweep can
     name family-specific ones, e.g. FlexTok's ``steps``); samplers that draw noise get a freshly
     seeded generator (identical noise in every precision, so only the arithmetic differs)."""
-    params = inspect.signature(tok._decode).parameters
-    base = {k: v for k, v in (decode_kwargs or {}).items() if k in params}
-    seeded = "generator" in params and "noise" not in base
+    accepted = tok.decode_keywords()
+    base = {k: v for k, v in (decode_kwargs or {}).items() if k in accepted}
+    seeded = "noise" not in base
 
     def make() -> dict:
-        kw = dict(base)
-        if seeded:
-            kw["generator"] = torch.Generator(tok.device).manual_seed(0)
-        return kw
+        return {**base, **(tok.decode_noise_kwargs(0) if seeded else {})}
 
     return make
 

@@ -11,6 +11,8 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from zoo.modality import VIDEO
+
 from .image import IMAGE_PROTOCOL, LPIPS, ImageFidelity
 
 __all__ = ["frames_of", "VideoFidelity", "VIDEO_PROTOCOL"]
@@ -24,7 +26,7 @@ def frames_of(clips: Tensor) -> Tensor:
     if not isinstance(clips, Tensor) or clips.dim() != 5 or clips.shape[1] != 3:
         raise ValueError(f"video clips must be [B, 3, T, H, W], got "
                          f"{tuple(clips.shape) if isinstance(clips, Tensor) else type(clips).__name__}")
-    return clips.transpose(1, 2).flatten(0, 1)
+    return VIDEO.network_view(clips)
 
 
 class VideoFidelity(Metric):

@@ -144,12 +144,17 @@ class Tokenizer(nn.Module, PyTorchModelHubMixin, library_name="tokenizer-zoo",
     #: name of the decode keyword that truncates the token sequence ("length" for
     #: One-D-Piece / TiTok, "k" for FlexTok), None for fixed-length tokenizers
     variable_length_arg: ClassVar[str | None] = None
+    #: True when decode draws random numbers (FlexTok's flow sampler, dMel's Griffin-Lim phases); its
+    #: ``_decode`` then takes ``generator=`` (:meth:`decode_noise_kwargs` gives a seeded one)
+    decode_draws_noise: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         declared = cls.__dict__.get("modality")
         if isinstance(declared, str) and declared and not isinstance(declared, Modality):
             cls.modality = modality_named(declared)
+        if cls.decode_draws_noise and "generator" not in cls.decode_keywords():
+            raise TypeError(f"{cls.__name__} declares decode_draws_noise but its _decode takes no generator=")
         known = _TOKENIZER_CLASSES.get(cls.__name__)
         # tracers (torch.export's module-stack proxies) derive same-named subclasses of a model class
         # while tracing: those must not replace the class that configs name
@@ -185,6 +190,31 @@ class Tokenizer(nn.Module, PyTorchModelHubMixin, library_name="tokenizer-zoo",
     @property
     def tokens_per_second(self) -> float | None:
         return None
+
+    @classmethod
+    def config_keys(cls) -> frozenset[str]:
+        """Names of the constructor arguments: the keys a saved config holds besides ``tokenizer_class``."""
+        return frozenset(_named_keywords(cls.__init__)[1:])  # __init__(self, <arguments>)
+
+    # ----------------------------------------------------------------- declared decode capabilities
+    @classmethod
+    def decode_keywords(cls) -> frozenset[str]:
+        """The family keywords ``decode`` takes besides ``clamp`` / ``dtype`` (those ``_decode`` names)."""
+        return frozenset(_named_keywords(cls._decode)[2:])  # _decode(self, tokens, <keywords>)
+
+    def decode_noise_kwargs(self, seed: int) -> dict[str, Any]:
+        """``{"generator": a generator on the model's device seeded with seed}`` when decode draws noise
+        (:attr:`decode_draws_noise`), else ``{}``: decode keywords that make the result reproducible."""
+        if not self.decode_draws_noise:
+            return {}
+        return {"generator": torch.Generator(device=self.device).manual_seed(int(seed))}
+
+    def token_perturbation(self):
+        """How RobusTok's latent perturbation applies to this tokenizer's tokens: a
+        :class:`zoo.quant.perturb.TokenPerturbation` (by default over the ids of its zoo quantizers)."""
+        from .quant.perturb import TokenPerturbation
+
+        return TokenPerturbation(self)
 
     # ----------------------------------------------------------------- validation
     def validate_input(self, x: torch.Tensor) -> torch.Tensor:
@@ -310,11 +340,17 @@ def _check_keywords(fn, kwargs: dict, what: str, owner: str, common: tuple[str, 
     params = inspect.signature(fn).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
-    accepted = [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)][1:]
+    accepted = _named_keywords(fn)[1:]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
         raise TypeError(f"{owner}.{what}() got unexpected keyword argument(s) {unknown}; "
                         f"it takes {sorted(set(common) | set(accepted)) or 'none'}")
+
+
+def _named_keywords(fn) -> list[str]:
+    """Names of the parameters of ``fn`` that can be passed by keyword (its first one included)."""
+    params = inspect.signature(fn).parameters
+    return [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
 def read_zoo_config(path_or_repo: str | os.PathLike, revision: str | None = None) -> dict[str, Any]:

@@ -1,7 +1,14 @@
-"""Command line: ``python -m zoo {list,info,encode,decode,reconstruct,tokenize,convert,export,train,eval,demo}``.
+"""Command line: ``python -m zoo {list,info,encode,decode,reconstruct,tokenize,convert,export,train}``
+plus the commands other installed packages add (``eval`` and ``demo`` from this project's ``eval``).
 
 Tokens are written as ``.pt`` (``Tokens.state()``: ids plus what decode needs, loaded with
 ``weights_only=True``) or ``.npy`` (ids only).
+
+Plugin commands: a package adds ``zoo NAME ...`` by declaring an entry point ``NAME = "module:main"``
+in the group :data:`COMMAND_GROUP` (``main(argv) -> exit status`` gets the arguments after NAME).
+``zoo`` itself never imports them: ``eval`` (evaluation and the demo, which depend on ``zoo``)
+registers ``eval`` and ``demo`` in ``pyproject.toml``, so they exist once the project is installed
+(``pip install -e .``; ``make`` does it).
 """
 from __future__ import annotations
 
@@ -9,7 +16,10 @@ import argparse
 import sys
 from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser", "plugin_commands", "COMMAND_GROUP"]
+
+#: entry-point group of the subcommands other packages add to ``zoo``
+COMMAND_GROUP = "tokenizer_zoo.commands"
 
 
 def _tokenizer(args):
@@ -139,10 +149,17 @@ def cmd_export(args) -> int:
     return 0
 
 
-def _delegate(module: str, argv: list[str]) -> int:
-    import importlib
+def plugin_commands() -> dict:
+    """Subcommands declared by installed packages: name -> ``importlib.metadata.EntryPoint``."""
+    from importlib.metadata import entry_points
 
-    return int(importlib.import_module(module).main(argv) or 0)
+    return {ep.name: ep for ep in entry_points(group=COMMAND_GROUP)}
+
+
+def cmd_train(argv: list[str]) -> int:
+    from .train.cli import main as train_main
+
+    return int(train_main(argv) or 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -220,22 +237,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--opset", type=int, default=18)
     s.set_defaults(fn=cmd_export)
 
-    for name, helptext in (("train", "scripts/train.py RECIPE [key=value ...] [--resume]"),
-                           ("eval", "scripts/evaluate.py --tokenizer ... --data ... --metrics ..."),
-                           ("demo", "reconstruct held-out photos and speech with the demo tokenizers")):
-        s = sub.add_parser(name, help=helptext, add_help=False)
+    s = sub.add_parser("train", help="scripts/train.py RECIPE [key=value ...] [--resume]", add_help=False)
+    s.add_argument("rest", nargs=argparse.REMAINDER)
+    #: plugin commands (a name of the zoo's own commands is never taken over)
+    p.plugins = {name: ep for name, ep in sorted(plugin_commands().items()) if name not in sub.choices}
+    for name, ep in p.plugins.items():
+        s = sub.add_parser(name, help=f"from {ep.value} ('zoo {name} --help' for its options)", add_help=False)
         s.add_argument("rest", nargs=argparse.REMAINDER)
+    p.epilog = (f"Commands of other installed packages come from the '{COMMAND_GROUP}' entry-point group "
+                "(this project's eval and demo commands once it is installed: pip install -e .).")
     return p
-
-
-_DELEGATES = {"train": "zoo.train.cli", "eval": "eval.run", "demo": "eval.demo"}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in _DELEGATES:
-        return _delegate(_DELEGATES[argv[0]], argv[1:])
-    args = build_parser().parse_args(argv)
+    if argv and argv[0] == "train":
+        return cmd_train(argv[1:])
+    parser = build_parser()
+    if argv and argv[0] in parser.plugins:  # the plugin parses its own arguments
+        return int(parser.plugins[argv[0]].load()(argv[1:]) or 0)
+    args = parser.parse_args(argv)
     return args.fn(args)
 
 

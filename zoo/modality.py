@@ -9,7 +9,16 @@
 - the tokenizer's input protocol (``protocol(tok)``: a picklable :class:`InputProtocol`),
 - reading a file into one item that follows the protocol, with a note saying what was done
   (``load``: images ``[3, H, W]`` / video ``[3, T, H, W]`` in [0, 1], audio ``[T]`` in [-1, 1]),
-- writing a decoded signal to a file (``write``).
+- writing a decoded signal to a file (``write``),
+- batching: ``collate`` (items of one batch, audio zero-padded to the longest clip with its lengths),
+  ``fit`` (a decoded batch trimmed / zero-padded to the input's length and clipped to
+  ``value_range``), ``network_view`` / ``network_input`` (the layout 2-D / 1-D networks take:
+  video frames folded into the batch, audio ``[B, 1, T]``),
+- the quick held-out metrics of training (``quick_metrics``: PSNR for images and video frames,
+  SI-SDR and log-mel distance for audio, :mod:`zoo.fidelity`) and sample saving
+  (``save_samples``: an image grid, one row of frames per clip, or wav files),
+- declared facts: ``spatial`` (images, video), ``frames_in_item`` (video), ``value_range``,
+  ``item_noun`` ("image" / "clip"), ``seconds(x, tok)`` (the duration a batch holds: audio samples / rate, video frames / ``fps``).
 
 The protocol: images of any PIL mode become RGB, are resized on the short side (bicubic) and
 centre-cropped to the tokenizer's ``input_size``; a tokenizer that takes any size whose sides
@@ -31,6 +40,8 @@ import torch
 from . import validate as _validate
 
 __all__ = ["InputProtocol", "Modality", "Image", "Video", "Audio", "IMAGE", "VIDEO", "AUDIO", "modality_named"]
+
+Metrics = dict[str, torch.Tensor]
 
 Source = str | os.PathLike | IO[bytes]
 
@@ -107,6 +118,14 @@ class Modality(str):
     name = ""
     #: file suffixes (lower case) searched for by ``zoo tokenize``
     extensions: tuple[str, ...] = ()
+    #: True for signals laid out on a pixel grid (images, video frames)
+    spatial = True
+    #: value range of the signal tokenizers take and return
+    value_range: tuple[float, float] = (0.0, 1.0)
+    #: what one item is called in protocols
+    item_noun = "item"
+    #: items are sequences of frames (video): per-frame values have one row per frame
+    frames_in_item = False
 
     def __new__(cls):
         return super().__new__(cls, cls.name)
@@ -131,6 +150,39 @@ class Modality(str):
         """Write a decoded batch of one (``[1, ...]``) to ``path``."""
         raise NotImplementedError
 
+    def collate(self, items: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Items of one batch (as ``load`` returns them) -> ``(batch, lengths or None)``."""
+        return torch.stack(items), None
+
+    def fit(self, signal: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """A decoded batch with the shape of the input batch ``like``, clipped to ``value_range``."""
+        return signal.clamp(*self.value_range)
+
+    def network_view(self, x: torch.Tensor) -> torch.Tensor:
+        """The batch in the layout 2-D / 1-D networks take (images ``[B, 3, H, W]``, video frames
+        ``[B*T, 3, H, W]``, audio ``[B, 1, T]``); values unchanged."""
+        return x
+
+    def network_input(self, x: torch.Tensor, input_range: tuple[float, float]) -> torch.Tensor:
+        """:meth:`network_view` of ``x`` scaled from ``input_range`` to [-1, 1] (unchanged when it is [-1, 1])."""
+        lo, hi = input_range
+        if (lo, hi) != (-1.0, 1.0):
+            x = (x - lo) * (2.0 / (hi - lo)) - 1.0
+        return self.network_view(x)
+
+    def quick_metrics(self, recon: torch.Tensor, x: torch.Tensor, sample_rate: int | None = None) -> Metrics:
+        """Per-item held-out metrics of training: ``{name: [B]}`` for reconstructions ``recon`` of ``x``."""
+        raise NotImplementedError
+
+    def save_samples(self, folder: Path, name: str, x: torch.Tensor, recon: torch.Tensor,
+                     sample_rate: int | None = None) -> None:
+        """Write originals ``x`` and reconstructions ``recon`` (same shape) under ``folder`` as ``name``."""
+        raise NotImplementedError
+
+    def seconds(self, x: torch.Tensor, tok) -> float | None:
+        """Duration of the signal one item of batch ``x`` holds (None for images)."""
+        return None
+
     def matches(self, path: str | os.PathLike) -> bool:
         """Whether the file name has one of this modality's suffixes."""
         return Path(path).suffix.lower() in self.extensions
@@ -144,6 +196,7 @@ class Image(Modality):
 
     name = "image"
     extensions = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm")
+    item_noun = "image"
 
     def validate(self, x):
         return _validate.validate_image(x)
@@ -182,12 +235,26 @@ class Image(Modality):
         save_image(x.float().clamp(0, 1), str(path))
         return path
 
+    def quick_metrics(self, recon, x, sample_rate=None):
+        from .fidelity import psnr
+
+        return {"psnr": psnr(recon.clamp(0, 1), x)}
+
+    def save_samples(self, folder, name, x, recon, sample_rate=None):
+        from torchvision.utils import save_image
+
+        save_image(torch.cat([x, recon.clamp(0, 1)]), Path(folder) / f"{name}.png", nrow=x.shape[0])
+
 
 class Video(Modality):
     """Video: float ``[B, 3, T, H, W]`` in [0, 1]."""
 
     name = "video"
     extensions = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v")
+    item_noun = "clip"
+    frames_in_item = True
+    #: frame rate clips are written and timed at
+    fps = 8
 
     def validate(self, x):
         return _validate.validate_video(x)
@@ -239,7 +306,26 @@ class Video(Modality):
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return write_video(path, x[0].float().cpu(), fps=8)
+        return write_video(path, x[0].float().cpu(), fps=self.fps)
+
+    def network_view(self, x):
+        return x.transpose(1, 2).flatten(0, 1)
+
+    def quick_metrics(self, recon, x, sample_rate=None):
+        from .fidelity import psnr
+
+        per_frame = psnr(self.network_view(recon).clamp(0, 1), self.network_view(x))
+        return {"psnr": per_frame.view(x.shape[0], -1).mean(1)}
+
+    def save_samples(self, folder, name, x, recon, sample_rate=None):
+        """One row of frames per clip: original above reconstruction."""
+        from torchvision.utils import save_image
+
+        rows = torch.cat([torch.stack([a, b]) for a, b in zip(x, recon.clamp(0, 1))])  # [2B, 3, T, H, W]
+        save_image(self.network_view(rows), Path(folder) / f"{name}.png", nrow=x.shape[2])
+
+    def seconds(self, x, tok):
+        return x.shape[2] / float(self.fps)
 
 
 class Audio(Modality):
@@ -247,6 +333,9 @@ class Audio(Modality):
 
     name = "audio"
     extensions = (".wav", ".flac", ".ogg", ".mp3", ".opus")
+    spatial = False
+    value_range = (-1.0, 1.0)
+    item_noun = "clip"
 
     def validate(self, x):
         return _validate.validate_audio(x)
@@ -285,6 +374,47 @@ class Audio(Modality):
         from .audio import save_audio
 
         return save_audio(path, x.reshape(-1), tok.sample_rate)
+
+    def collate(self, items):
+        """Clips ``[T_i]`` -> zero-padded ``[B, max T_i]`` and their lengths ``[B]``."""
+        lengths = torch.tensor([w.numel() for w in items])
+        out = torch.zeros(len(items), int(lengths.max()))
+        for j, w in enumerate(items):
+            out[j, : w.numel()] = w
+        return out, lengths
+
+    def fit(self, signal, like):
+        """``[B, T']`` (or ``[B, 1, T']``) -> ``[B, T]`` of ``like``: trimmed, or zero-padded at the end."""
+        out = signal.reshape(signal.shape[0], -1)[:, : like.shape[-1]]
+        if out.shape[-1] < like.shape[-1]:
+            out = torch.nn.functional.pad(out, (0, like.shape[-1] - out.shape[-1]))
+        return out.clamp(*self.value_range)
+
+    def network_view(self, x):
+        return x if x.dim() == 3 else x.unsqueeze(1)
+
+    def quick_metrics(self, recon, x, sample_rate=None):
+        """SI-SDR and, when the rate is known, the log-mel distance."""
+        from .fidelity import mel_distance, si_sdr
+
+        preds, target = recon.reshape(x.shape[0], -1), x.reshape(x.shape[0], -1)
+        out = {"si_sdr": si_sdr(preds, target)}
+        if sample_rate:
+            out["mel_distance"] = mel_distance(preds, target, sample_rate)
+        return out
+
+    def save_samples(self, folder, name, x, recon, sample_rate=None):
+        """``name/NN_original.wav`` and ``name/NN_recon.wav`` per clip (nothing without a rate)."""
+        from .audio import save_audio
+
+        if not sample_rate:
+            return
+        for i, (a, b) in enumerate(zip(x.reshape(x.shape[0], -1), recon.reshape(x.shape[0], -1))):
+            save_audio(Path(folder) / name / f"{i:02d}_original.wav", a, sample_rate)
+            save_audio(Path(folder) / name / f"{i:02d}_recon.wav", b, sample_rate)
+
+    def seconds(self, x, tok):
+        return x.shape[-1] / tok.sample_rate
 
 
 IMAGE, VIDEO, AUDIO = Image(), Video(), Audio()

@@ -96,7 +96,5 @@ def load_official(family: str, state_dict: Mapping | str | os.PathLike | None,
 
 def _constructor_overrides(model, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """The converter options that are also constructor arguments of ``model``'s class."""
-    import inspect
-
-    params = inspect.signature(type(model)).parameters
+    params = type(model).config_keys()
     return {k: v for k, v in kwargs.items() if k in params}

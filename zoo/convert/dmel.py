@@ -26,12 +26,10 @@ _FIXED = {"window_type": "HANNING", "center": True, "normalized": False, "onesid
 
 def dmel_kwargs_from_official(config: Mapping[str, Any] | None) -> dict[str, Any]:
     """Official (or zoo) dMel settings -> ``DMel`` keyword arguments (official example defaults)."""
-    import inspect
-
     from ..models.dmel import DMel, OFFICIAL_DMEL_CONFIG
 
     kwargs = dict(OFFICIAL_DMEL_CONFIG)
-    allowed = set(inspect.signature(DMel.__init__).parameters) - {"self"}
+    allowed = set(DMel.config_keys())
     for key, value in (config or {}).items():
         if key in _FIXED:
             if value != _FIXED[key]:

@@ -117,6 +117,7 @@ class DMel(Tokenizer):
 
     modality = "audio"
     input_range = (-1.0, 1.0)
+    decode_draws_noise = True  # Griffin-Lim starts from random phases (the vocos vocoder draws none)
 
     def __init__(self, sample_rate: int = 16000, n_fft: int = 1024, frame_size_ms: float = 50.0,
                  frame_stride_ms: float = 12.5, n_mels: int = 80, f_min: float = 80.0, f_max: float = 7600.0,
@@ -362,6 +363,12 @@ class DMel(Tokenizer):
         else:
             raise ValueError(f"vocoder must be 'griffin_lim' or 'vocos', got {vocoder!r}")
         return wave.clamp(-1.0, 1.0) if clamp else wave
+
+    def token_perturbation(self):
+        """RobusTok's perturbation applied per bin id (:mod:`zoo.models.dmel_perturbation`)."""
+        from .dmel_perturbation import BinPerturbation
+
+        return BinPerturbation(self)
 
     def _decode(self, tokens: Tokens, vocoder: str | None = None, griffin_lim_iters: int | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:

@@ -81,6 +81,7 @@ class FlexTok(Tokenizer):
 
     modality = "image"
     variable_length_arg = "k"
+    decode_draws_noise = True  # the flow sampler starts from Gaussian noise
 
     def __init__(self, image_size: int = 256, vae: dict | None = None, vae_scaling_factor: float | None = None,
                  vae_sample_posterior: bool = False, latent_channels: int = 16, patch_size: int = 2,

@@ -3,10 +3,16 @@
 ``forward(z) -> QuantizerOutput`` with ``z_q`` (same shape as ``z``, straight-through
 gradients), integer ``ids``, named ``losses`` and ``stats``; ``ids_to_latents(ids)`` inverts
 the lookup; ``codebook_size`` is an int (or a per-group tuple).
+
+Declared capability: a quantizer whose nearest-code search RobusTok's latent perturbation
+(:mod:`zoo.quant.perturb`) can hook sets ``perturbable = True`` and implements
+``perturbation_space(z)`` and ``code_tables()``; wrappers (residual, multi-scale) give their
+``code_tables()`` and leave the search to the quantizers inside them.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -48,9 +54,21 @@ class Quantizer(nn.Module):
     """
 
     codebook_size: int
+    #: True when the latent perturbation can hook this quantizer (it implements ``perturbation_space``)
+    perturbable: ClassVar[bool] = False
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:  # pragma: no cover - interface
         raise NotImplementedError
 
     def ids_to_latents(self, ids: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def perturbation_space(self, z) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The nearest-code search on input ``z`` as (query ``[B, ..., D]``, effective codebook ``[K, D]``)
+        per code group: queries in the space where the search is a squared-L2 argmin."""
+        raise TypeError(f"{type(self).__name__} has no codebook search the perturbation understands; "
+                        "implement perturbation_space(z) -> [(query, codebook), ...]")
+
+    def code_tables(self) -> list[torch.Tensor]:
+        """Effective code tables ``[K_g, D_g]`` per code group, in the space of :meth:`perturbation_space`."""
+        raise TypeError(f"{type(self).__name__}: implement code_tables() -> [codebook [K, D], ...]")

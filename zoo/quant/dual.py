@@ -12,6 +12,7 @@ indices (ids ``[..., 2]``, semantic first).
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -115,6 +116,18 @@ class SharedMappingQuantizer(Quantizer):
         """``[semantic | pixel]`` latents -> (semantic, pixel)."""
         return tuple(torch.split(z_q, [self.semantic_dim, self.pixel_dim], dim=self.channel_dim))
 
+    perturbable = True
+
+    def _weighted(self, sem: torch.Tensor, pix: torch.Tensor) -> torch.Tensor:
+        """``[sqrt(ws) sem | sqrt(wp) pix]``: the weighted search as one squared-L2 distance."""
+        return torch.cat([math.sqrt(self.semantic_weight) * sem, math.sqrt(self.pixel_weight) * pix], -1)
+
+    def perturbation_space(self, z):
+        return [(self._weighted(*self._halves(z)), self._weighted(*self.codebooks()))]
+
+    def code_tables(self):
+        return [self._weighted(*self.codebooks())]
+
 
 class MultiScaleResidualQuantizer(Quantizer):
     """Multi-scale residual quantisation of ``[B, C, S, S]`` latents with one shared ``quantizer``.
@@ -189,6 +202,14 @@ class MultiScaleResidualQuantizer(Quantizer):
             total = total + F.interpolate(self.quantizer.ids_to_latents(grid), size=size, mode="bicubic",
                                           align_corners=False)
         return total
+
+    def perturbation_space(self, z):
+        raise TypeError("attach the perturbation to the inner quantizer of a MultiScaleResidualQuantizer "
+                        "(LatentPerturbation.attach does this)")
+
+    def code_tables(self):
+        """The shared inner quantizer's tables (every scale searches them)."""
+        return self.quantizer.code_tables()
 
 
 class DualCodebookQuantizer(FactorizedQuantizer):

@@ -97,6 +97,14 @@ class EMAVectorQuantizer(Quantizer):
     def codebook(self) -> torch.Tensor:
         return self.embed
 
+    perturbable = True
+
+    def perturbation_space(self, z):
+        return [(z.float().movedim(self.channel_dim, -1), self.codebook)]
+
+    def code_tables(self):
+        return [self.codebook]
+
     # ------------------------------------------------------------------ training updates
     def _broadcast(self, *tensors: torch.Tensor) -> None:
         if self.sync_distributed and _distributed():

@@ -138,3 +138,16 @@ class FactorizedQuantizer(Quantizer):
     def split(self, z_q: torch.Tensor) -> list[torch.Tensor]:
         """Concatenated latents -> per-branch tensors (inverse of the concatenation)."""
         return list(torch.split(z_q, list(self.dims), dim=self.channel_dim))
+
+    perturbable = True
+
+    def perturbation_space(self, z):
+        """One (query, codebook) pair per branch; ``z`` the branch list or their concatenation."""
+        out = []
+        for g, zg in enumerate(self.split(z) if isinstance(z, torch.Tensor) else z):
+            q = zg.float().movedim(self.channel_dim, -1)
+            out.append((F.normalize(q, dim=-1) if self.l2_norm else q, self.codebook(g)))
+        return out
+
+    def code_tables(self):
+        return [self.codebook(g) for g in range(self.num_groups)]

@@ -91,5 +91,16 @@ class FSQ(Quantizer):
         """ids -> codes with the channels on ``channel_dim``."""
         return self.ids_to_codes(ids).movedim(-1, self.channel_dim)
 
+    perturbable = True
+
+    def perturbation_space(self, z):
+        """Rounding of the bounded latent = the nearest point of the integer grid."""
+        return [(self.bound(z.float().movedim(self.channel_dim, -1)), self.code_tables()[0])]
+
+    def code_tables(self):
+        half = torch.div(self._levels, 2, rounding_mode="floor")
+        ids = torch.arange(self.codebook_size, device=half.device)
+        return [self.ids_to_codes(ids) * half]
+
     def extra_repr(self) -> str:
         return f"levels={self.levels}, codebook_size={self.codebook_size}"

@@ -57,3 +57,13 @@ class LookupFreeQuantizer(Quantizer):
         bits = (ids[..., None] & self.bit_values) != 0
         codes = torch.where(bits, self.scale, -self.scale).float()
         return codes.movedim(-1, self.channel_dim)
+
+    perturbable = True
+
+    def perturbation_space(self, z):
+        """Sign quantisation = the nearest of the ``2**bits`` corners."""
+        return [(z.float().movedim(self.channel_dim, -1), self.code_tables()[0])]
+
+    def code_tables(self):
+        ids = torch.arange(self.codebook_size, device=self.bit_values.device)
+        return [self.ids_to_latents(ids).movedim(self.channel_dim, -1)]

@@ -10,14 +10,12 @@ its losses (they stay those of the clean codes).
 
 It plugs into any zoo VQ-style quantizer through a forward hook (no change to state dicts):
 ``LatentPerturbation(alpha, delta, beta).attach(quantizer_or_tokenizer)``. A quantizer is
-supported when it is a :class:`~zoo.quant.vq.VectorQuantizer`,
-:class:`~zoo.quant.factorized.FactorizedQuantizer` (incl. ``DualCodebookQuantizer``),
-:class:`~zoo.quant.dual.SharedMappingQuantizer`, :class:`~zoo.quant.ema_vq.EMAVectorQuantizer`,
-:class:`~zoo.quant.lfq.LookupFreeQuantizer` (its 2**bits sign corners) or
-:class:`~zoo.quant.fsq.FSQ` (the integer grid of the bounded latent), or when it implements
-``perturbation_space(z) -> [(query [B, ..., D], codebook [K, D]), ...]`` (one pair per code
-group: queries in the space where the quantizer's nearest-code search is a squared-L2 argmin)
-plus ``ids_to_latents``. Hooks go on the leaf quantizers: the inner quantizer of a multi-scale
+supported when it declares ``perturbable = True`` (:class:`~zoo.quant.base.Quantizer`) and
+implements ``perturbation_space(z) -> [(query [B, ..., D], codebook [K, D]), ...]`` (one pair per
+code group: queries in the space where its nearest-code search is a squared-L2 argmin),
+``code_tables()`` and ``ids_to_latents``: VQ (l2 / cosine), EMA VQ, factorized and dual
+codebooks, the shared-mapping quantizer, LFQ (its 2**bits sign corners) and FSQ (the integer grid
+of the bounded latent) do. Hooks go on the leaf quantizers: the inner quantizer of a multi-scale
 wrapper (every scale is perturbed), every layer of a residual VQ (later layers see the residual
 of the perturbed code).
 
@@ -26,7 +24,6 @@ For evaluation (pFID): :func:`encode_perturbed` (exact definition, needs the ima
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
@@ -37,7 +34,7 @@ from .vq import squared_distances
 
 __all__ = ["LatentPerturbation", "PerturbationSchedule", "topk_candidates", "sample_candidates",
            "perturbation_space", "code_tables", "leaf_quantizers", "top_quantizers", "is_supported", "encode_perturbed",
-           "perturb_tokens"]
+           "perturb_tokens", "TokenPerturbation"]
 
 
 # ---------------------------------------------------------------------------- core functions
@@ -74,84 +71,16 @@ def sample_candidates(candidates: torch.Tensor, alpha: float, generator: torch.G
 
 
 # ---------------------------------------------------------------------------- quantizer adapters
-def _unwrap(quantizer: nn.Module) -> nn.Module:
-    from .dual import MultiScaleResidualQuantizer
-
-    return quantizer.quantizer if isinstance(quantizer, MultiScaleResidualQuantizer) else quantizer
-
-
-def perturbation_space(quantizer: nn.Module, z) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The quantizer's nearest-code search as (query ``[B, ..., D]``, codebook ``[K, D]``) per group."""
-    from .dual import MultiScaleResidualQuantizer, SharedMappingQuantizer
-    from .ema_vq import EMAVectorQuantizer
-    from .factorized import FactorizedQuantizer
-    from .fsq import FSQ
-    from .lfq import LookupFreeQuantizer
-    from .vq import VectorQuantizer
-
-    if hasattr(quantizer, "perturbation_space"):
-        return quantizer.perturbation_space(z)
-    if isinstance(quantizer, LookupFreeQuantizer):  # sign quantisation = nearest of the 2**bits corners
-        return [(z.float().movedim(quantizer.channel_dim, -1), code_tables(quantizer)[0])]
-    if isinstance(quantizer, FSQ):  # rounding of the bounded latent = nearest point of the integer grid
-        return [(quantizer.bound(z.float().movedim(quantizer.channel_dim, -1)), code_tables(quantizer)[0])]
-    if isinstance(quantizer, EMAVectorQuantizer):
-        return [(z.float().movedim(quantizer.channel_dim, -1), quantizer.codebook)]
-    if isinstance(quantizer, MultiScaleResidualQuantizer):
-        raise TypeError("attach the perturbation to the inner quantizer of a MultiScaleResidualQuantizer "
-                        "(LatentPerturbation.attach does this)")
-    if isinstance(quantizer, SharedMappingQuantizer):
-        zs, zp = quantizer._halves(z)
-        es, ep = quantizer.codebooks()
-        ws, wp = math.sqrt(quantizer.semantic_weight), math.sqrt(quantizer.pixel_weight)
-        return [(torch.cat([ws * zs, wp * zp], -1), torch.cat([ws * es, wp * ep], -1))]
-    if isinstance(quantizer, FactorizedQuantizer):
-        zs = quantizer.split(z) if isinstance(z, torch.Tensor) else z
-        out = []
-        for g, zg in enumerate(zs):
-            q = zg.float().movedim(quantizer.channel_dim, -1)
-            out.append((F.normalize(q, dim=-1) if quantizer.l2_norm else q, quantizer.codebook(g)))
-        return out
-    if isinstance(quantizer, VectorQuantizer):
-        q = z.float().movedim(quantizer.channel_dim, -1)
-        return [(F.normalize(q, dim=-1) if quantizer.l2_norm else q, quantizer._codebook())]
-    raise TypeError(f"{type(quantizer).__name__} has no codebook search the perturbation understands; "
-                    "implement perturbation_space(z) -> [(query, codebook), ...]")
+def perturbation_space(quantizer: Quantizer, z) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The quantizer's nearest-code search as (query ``[B, ..., D]``, codebook ``[K, D]``) per group
+    (``Quantizer.perturbation_space``)."""
+    return quantizer.perturbation_space(z)
 
 
-def code_tables(quantizer: nn.Module) -> list[torch.Tensor]:
-    """Effective code tables ``[K_g, D_g]`` per group, in the space of :func:`perturbation_space`."""
-    from .dual import SharedMappingQuantizer
-    from .factorized import FactorizedQuantizer
-    from .vq import VectorQuantizer
-
-    from .ema_vq import EMAVectorQuantizer
-    from .fsq import FSQ
-    from .lfq import LookupFreeQuantizer
-    from .rvq import ResidualVectorQuantizer
-
-    quantizer = _unwrap(quantizer)
-    if hasattr(quantizer, "code_tables"):
-        return quantizer.code_tables()
-    if isinstance(quantizer, LookupFreeQuantizer):
-        ids = torch.arange(quantizer.codebook_size, device=quantizer.bit_values.device)
-        return [quantizer.ids_to_latents(ids).movedim(quantizer.channel_dim, -1)]
-    if isinstance(quantizer, ResidualVectorQuantizer):
-        return [layer._codebook() for layer in quantizer.layers]
-    if isinstance(quantizer, FSQ):
-        half = torch.div(quantizer._levels, 2, rounding_mode="floor")
-        ids = torch.arange(quantizer.codebook_size, device=half.device)
-        return [quantizer.ids_to_codes(ids) * half]
-    if isinstance(quantizer, EMAVectorQuantizer):
-        return [quantizer.codebook]
-    if isinstance(quantizer, SharedMappingQuantizer):
-        es, ep = quantizer.codebooks()
-        return [torch.cat([math.sqrt(quantizer.semantic_weight) * es, math.sqrt(quantizer.pixel_weight) * ep], -1)]
-    if isinstance(quantizer, FactorizedQuantizer):
-        return [quantizer.codebook(g) for g in range(quantizer.num_groups)]
-    if isinstance(quantizer, VectorQuantizer):
-        return [quantizer._codebook()]
-    raise TypeError(f"{type(quantizer).__name__}: implement code_tables() -> [codebook [K, D], ...]")
+def code_tables(quantizer: Quantizer) -> list[torch.Tensor]:
+    """Effective code tables ``[K_g, D_g]`` per group, in the space of :func:`perturbation_space`
+    (``Quantizer.code_tables``)."""
+    return quantizer.code_tables()
 
 
 def top_quantizers(module: nn.Module) -> list[Quantizer]:
@@ -311,8 +240,9 @@ class LatentPerturbation:
         handles = []
         for q in leaves:
             if not is_supported(q):
-                raise TypeError(f"{type(q).__name__} is not supported by the latent perturbation; implement "
-                                "perturbation_space(z) and ids_to_latents(ids)")
+                raise TypeError(f"{type(q).__name__} is not supported by the latent perturbation; declare "
+                                "perturbable = True and implement perturbation_space(z), code_tables() and "
+                                "ids_to_latents(ids)")
             handles.append(q.register_forward_hook(self._hook))
         return handles
 
@@ -328,20 +258,8 @@ def _clean_first(cands: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
 
 
 def is_supported(q: nn.Module) -> bool:
-    """True when ``q`` is a quantizer the perturbation can hook (built-in kinds or ``perturbation_space``)."""
-    return hasattr(q, "perturbation_space") or _supported(q)
-
-
-def _supported(q: nn.Module) -> bool:
-    from .dual import SharedMappingQuantizer
-    from .ema_vq import EMAVectorQuantizer
-    from .factorized import FactorizedQuantizer
-    from .fsq import FSQ
-    from .lfq import LookupFreeQuantizer
-    from .vq import VectorQuantizer
-
-    return isinstance(q, (SharedMappingQuantizer, FactorizedQuantizer, VectorQuantizer, LookupFreeQuantizer, FSQ,
-                          EMAVectorQuantizer))
+    """True when ``q`` is a zoo quantizer that declares it can be perturbed (``Quantizer.perturbable``)."""
+    return isinstance(q, Quantizer) and q.perturbable
 
 
 class _attached:
@@ -376,8 +294,8 @@ def perturb_tokens(tokenizer, tokens, alpha: float, delta: int, seed: int = 0, b
     Without the encoder output, the neighbourhood of a token is the ``delta`` codes nearest to
     its own code (candidate 0 is the token itself); sampling is as in training. Returns
     ``zoo.Tokens`` with the same ``lengths`` / ``input_shape`` / extras and perturbed ids.
-    The tokenizer must hold exactly one top-level zoo quantizer (VQ, factorized, shared-mapping
-    incl. multi-scale, residual, LFQ, or one implementing ``code_tables()``); its groups (factorized
+    The tokenizer must hold exactly one top-level zoo quantizer that implements ``code_tables()``
+    (VQ, factorized, shared-mapping incl. multi-scale, residual, LFQ, FSQ); its groups (factorized
     branches, RVQ layers) are the trailing id dim.
     """
     from ..api import Tokens
@@ -404,3 +322,38 @@ def perturb_tokens(tokenizer, tokens, alpha: float, delta: int, seed: int = 0, b
     new_ids = torch.stack(new, -1) if ids.dim() == 3 else new[0]
     return Tokens(ids=new_ids, lengths=tokens.lengths, num_samples=tokens.num_samples,
                   input_shape=tokens.input_shape, extras=dict(tokens.extras))
+
+
+# ---------------------------------------------------------------------------- tokenizer level
+class TokenPerturbation:
+    """How the latent perturbation applies to one tokenizer's tokens (``Tokenizer.token_perturbation()``).
+
+    This default perturbs the ids of the tokenizer's zoo quantizers (:func:`encode_perturbed` /
+    :func:`perturb_tokens`); a tokenizer whose ids come from elsewhere (dMel's fixed scalar bins)
+    returns its own subclass.
+    """
+
+    def __init__(self, tokenizer: nn.Module):
+        self.tokenizer = tokenizer
+
+    def unsupported_reason(self) -> str | None:
+        """None when :meth:`tokens` works for this tokenizer, else why not."""
+        leaves = leaf_quantizers(self.tokenizer)
+        if not leaves:
+            return f"{type(self.tokenizer).__name__} has no zoo quantizer (not a VQ tokenizer)"
+        bad = [type(q).__name__ for q in leaves if not is_supported(q)]
+        if bad:
+            return f"quantizer(s) {bad} have no nearest-code search to perturb (pFID needs VQ codebooks)"
+        return None
+
+    def definition(self) -> str:
+        """What one perturbed token is (for evaluation protocols)."""
+        kinds = sorted({type(q).__name__ for q in leaf_quantizers(self.tokenizer)})
+        return f"each id of the tokenizer's quantizer(s) {kinds} (per code group)"
+
+    def tokens(self, x: torch.Tensor, alpha: float, delta: int, seed: int, mode: str = "encoder"):
+        """``encode(x)`` with each token, with probability ``alpha``, re-drawn among the ``delta`` codes
+        nearest to the encoder output (mode ``"encoder"``) or to its own code (``"tokens"``)."""
+        if mode == "encoder":
+            return encode_perturbed(self.tokenizer, x, alpha=alpha, delta=delta, seed=seed)
+        return perturb_tokens(self.tokenizer, self.tokenizer.encode(x), alpha=alpha, delta=delta, seed=seed)

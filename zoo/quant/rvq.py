@@ -63,6 +63,10 @@ class ResidualVectorQuantizer(Quantizer):
             stats[f"usage_q{i}"] = codebook_stats(used[..., i], self.codebook_size)["usage"]
         return QuantizerOutput(z + (total - z).detach(), ids, losses, stats)
 
+    def code_tables(self):
+        """One table per layer (the layers do the searches the perturbation hooks)."""
+        return [layer._codebook() for layer in self.layers]
+
     def ids_to_latents(self, ids: torch.Tensor) -> torch.Tensor:
         """ids ``[B, *spatial, q]`` (q <= Q leading layers; -1 entries are skipped) -> summed codes."""
         if ids.shape[-1] > self.num_quantizers:

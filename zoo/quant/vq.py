@@ -73,3 +73,12 @@ class VectorQuantizer(Quantizer):
     def ids_to_latents(self, ids: torch.Tensor) -> torch.Tensor:
         """ids ``[B, *spatial]`` -> latents with channels on ``channel_dim``."""
         return F.embedding(ids, self._codebook()).movedim(-1, self.channel_dim)
+
+    perturbable = True
+
+    def perturbation_space(self, z):
+        q = z.float().movedim(self.channel_dim, -1)
+        return [(F.normalize(q, dim=-1) if self.l2_norm else q, self._codebook())]
+
+    def code_tables(self):
+        return [self._codebook()]

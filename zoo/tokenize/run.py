@@ -171,8 +171,8 @@ def _run(ranks: _Ranks, tokenizer, source, out_dir: Path, *, pretrained, weights
     listing = list_inputs(source, modality, ranks.rank, ranks.world)
     views = (["top_left", "top_right", "bottom_left", "bottom_right", "center"] if ten_crop else ["center"])
     views = views + [v + "_flip" for v in views] if (ten_crop or flip) else None
-    writer = ShardWriter(out_dir, id_dtype(cb), labels=listing.labels, num_samples=modality == "audio",
-                         view=views is not None, input_shape=modality != "audio" and protocol.size is None)
+    writer = ShardWriter(out_dir, id_dtype(cb), labels=listing.labels, num_samples=not modality.spatial,
+                         view=views is not None, input_shape=modality.spatial and protocol.size is None)
     augment = {"flip": flip, "ten_crop": ten_crop, "views": views,
                "ten_crop_scale": TEN_CROP_SCALE if ten_crop else None}
     run = {"tokenizer": tokenizer_identity(tok, name, revision), "input": _input_record(source, listing),

@@ -13,6 +13,7 @@ from torch import nn
 
 from zoo.losses.gan import discriminator_loss, feature_matching_loss, generator_loss
 from zoo.losses.lecam import LeCamEMA, lecam_regularizer
+from zoo.modality import Modality, modality_named
 
 from .builders import load_class
 
@@ -97,12 +98,12 @@ def build_discriminators(specs: list[dict], modality: str) -> DiscriminatorSet:
 class Adversary(nn.Module):
     """Discriminators + LeCam averages; computes the generator and discriminator terms.
 
-    cfg: the recipe's ``gan`` section; modality: how signals are shaped for the discriminators
-    (images scaled to [-1, 1]; audio ``[B, 1, T]``; video frames folded into the batch)."""
+    cfg: the recipe's ``gan`` section; modality (object or name): how signals are shaped for the
+    discriminators (scaled to [-1, 1]; audio ``[B, 1, T]``; video frames folded into the batch)."""
 
-    def __init__(self, cfg: dict, modality: str):
+    def __init__(self, cfg: dict, modality: "Modality | str"):
         super().__init__()
-        self.loss, self.modality = cfg.get("loss", "hinge"), modality
+        self.loss, self.modality = cfg.get("loss", "hinge"), modality_named(modality)
         generator_loss(self.loss, torch.zeros(1))  # validates the name early
         self.weight = float(cfg.get("weight", 0.0))
         self.fm_weight = float(cfg.get("feature_matching_weight", 0.0))
@@ -117,13 +118,8 @@ class Adversary(nn.Module):
         return self.weight > 0 and step >= self.start_step
 
     def prepare(self, x: torch.Tensor, input_range: tuple[float, float]) -> torch.Tensor:
-        lo, hi = input_range
-        if self.modality == "audio":
-            return x if x.dim() == 3 else x.unsqueeze(1)
-        x = (x - lo) * (2.0 / (hi - lo)) - 1.0
-        if self.modality == "video":  # [B, 3, T, H, W] -> [B*T, 3, H, W]
-            x = x.transpose(1, 2).flatten(0, 1)
-        return x
+        """``x`` in [-1, 1] in the discriminators' layout (``Modality.network_input``)."""
+        return self.modality.network_input(x, input_range)
 
     def generator_terms(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
         """Weighted generator losses. Uses the raw (non-DDP) discriminators with their

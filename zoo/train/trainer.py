@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..modality import modality_named
 from .builders import apply_freeze, build_model, build_optimizer
 from .checkpointing import (begin_checkpoint, commit_checkpoint, latest_checkpoint, list_checkpoints,
                             load_torch, prune_checkpoints, rng_state, save_torch, set_rng_state)
@@ -99,9 +100,10 @@ class Trainer:
         _seed_all(int(cfg["seed"]))  # identical initial weights on every process
         model = build_model(cfg["model"])
         self.frozen = apply_freeze(model, cfg.get("freeze") or [])
-        self.modality = getattr(model, "modality", None)
-        if self.modality not in ("image", "video", "audio"):
-            raise ValueError(f"{type(model).__name__} has no modality (image, video or audio)")
+        try:
+            self.modality = modality_named(getattr(model, "modality", None))
+        except ValueError:
+            raise ValueError(f"{type(model).__name__} has no modality (image, video or audio)") from None
         self.input_range = tuple(getattr(model, "input_range", (0.0, 1.0)))
         self.train_set, self.val_set = build_datasets(cfg["data"], model)
 
@@ -113,7 +115,7 @@ class Trainer:
         self.perceptual = None
         pw = float(losses["perceptual"].get("weight", 0.0))
         if pw > 0:
-            if self.modality == "audio":
+            if not self.modality.spatial:
                 raise ValueError("losses.perceptual is an image loss; set losses.perceptual.weight=0 for audio")
             from zoo.losses.perceptual import PerceptualLoss
 
@@ -207,9 +209,7 @@ class Trainer:
         return self.adversary.prepare(x, self.input_range)
 
     def _to_perceptual(self, x: torch.Tensor) -> torch.Tensor:
-        lo, hi = self.input_range
-        x = (x - lo) * (2.0 / (hi - lo)) - 1.0
-        return x.transpose(1, 2).flatten(0, 1) if self.modality == "video" else x
+        return self.modality.network_input(x, self.input_range)
 
     # ------------------------------------------------------------------ one step
     def train_step(self, micro_batches: list[torch.Tensor]) -> dict[str, torch.Tensor]:
