@@ -20,6 +20,7 @@ from typing import Callable
 import torch
 
 __all__ = ["Case", "Result", "run_case", "benchmark", "time_call", "peak_memory_mb", "write_report", "speech_input",
+           "official_dmel",
            "compare_dmel", "write_dmel_report"]
 
 
@@ -252,7 +253,7 @@ def _plot(results: list[dict], path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- dMel vs the dmel package
-def _official_dmel():
+def official_dmel():
     """Apple's ``dmel`` package (PyPI) with the official example's settings (``run_example.py``)."""
     import dmel
 
@@ -265,7 +266,7 @@ def _dmel_pair():
     """(official callable, zoo callable): ``[B, T]`` 16 kHz audio -> ids ``[B, F + 2, 80]`` with bos / eos."""
     import zoo
 
-    ref = _official_dmel()
+    ref = official_dmel()
     tok = zoo.load_official("dmel", None, None).eval()
 
     def lengths(x):

@@ -35,6 +35,8 @@ def _parse(argv):
     p.add_argument("--official-src", default=None, help="checkout of the official repository (outside the zoo)")
     p.add_argument("--presets", default="all", help="comma-separated presets of the family, or 'all'")
     p.add_argument("--batch", type=int, default=None, help="inputs per call (default: the preset's)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a family option, e.g. --set steps=8 --set op=encode (flextok), --set length=64 (onedpiece)")
     p.add_argument("--rounds", type=int, default=7, help="timed calls per side and allocator setting")
     p.add_argument("--warmup", type=int, default=2, help="untimed calls per side first")
     p.add_argument("--threads", type=int, default=1, help="torch / OpenMP / MKL threads of both sides")
@@ -46,6 +48,18 @@ def _parse(argv):
     if args.render is None and args.family is None:
         p.error("--family is required (or --render JSON...)")
     return args
+
+
+def _value(text: str):
+    """``--set`` values: true / false, int, float, else the string."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
 
 
 def main(argv=None) -> int:
@@ -68,6 +82,12 @@ def main(argv=None) -> int:
         return 2
     presets = list(family.PRESETS) if args.presets == "all" else args.presets.split(",")
     options = {} if args.batch is None else {"batch": args.batch}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"error: --set takes KEY=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        options[key] = _value(value)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results, failed = [], False

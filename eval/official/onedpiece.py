@@ -53,5 +53,5 @@ def build_official(preset: str, workdir: Path, seed: int, options: dict, root: P
     return _runners(options)[0](preset, workdir, seed, options, root, PRESETS)
 
 
-def build_zoo(preset: str, workdir: Path, options: dict):
-    return _runners(options)[1](preset, workdir, options)
+def build_zoo(preset: str, workdir: Path, options: dict, seed: int = 0):
+    return _runners(options)[1](preset, workdir, options, seed)

@@ -110,7 +110,7 @@ def image_runners(module: str, cls_name: str, converter: str, length_kw: dict | 
         (workdir / "official_config.json").write_text(json.dumps(OmegaConf.to_container(cfg, resolve=True)))
         return _Official(model, load_file(str(workdir / "inputs.safetensors"))["image"], dict(length_kw or {}))
 
-    def build_zoo(preset: str, workdir: Path, options: dict):
+    def build_zoo(preset: str, workdir: Path, options: dict, seed: int = 0):
         import zoo
         from safetensors.torch import load_file
 
@@ -128,8 +128,8 @@ def build_official(preset: str, workdir: Path, seed: int, options: dict, root: P
     return _build_official(preset, workdir, seed, options, root, PRESETS)
 
 
-def build_zoo(preset: str, workdir: Path, options: dict):
-    return _build_zoo(preset, workdir, options)
+def build_zoo(preset: str, workdir: Path, options: dict, seed: int = 0):
+    return _build_zoo(preset, workdir, options, seed)
 
 
 def check(preset: str, options: dict, official: dict, ours: dict) -> dict:

@@ -131,7 +131,7 @@ def build_official(preset: str, workdir: Path, seed: int, options: dict, root: P
     return _Official(model, load_file(str(workdir / "inputs.safetensors"))["audio"])
 
 
-def build_zoo(preset: str, workdir: Path, options: dict):
+def build_zoo(preset: str, workdir: Path, options: dict, seed: int = 0):
     import zoo
     from safetensors.torch import load_file
 

@@ -65,7 +65,7 @@ def serve(conn, spec: dict) -> None:
                 official_on_path(root)
                 runner = family.build_official(spec["preset"], workdir, int(spec["seed"]), spec["options"], root)
             else:
-                runner = family.build_zoo(spec["preset"], workdir, spec["options"])
+                runner = family.build_zoo(spec["preset"], workdir, spec["options"], int(spec["seed"]))
         info = {"build_s": time.perf_counter() - t0, "rss_after_build_mb": _status_mb("VmRSS"),
                 "threads": torch.get_num_threads(), "allocator_probe": allocator_probe()}
         conn.send(("ready", info))
