@@ -248,7 +248,10 @@ class FlexTok(Tokenizer):
             reps = x_t.shape[0] // b
             return self.decoder(x_t, t, codes.repeat(reps, 1, 1), keep_k.repeat(reps), uncond)
 
-        return euler_sample(velocity, x, steps, guidance=guidance, apg=apg)
+        # in inference the decoder collapses copied registers (see FlexTokDecoder.collapse_registers):
+        # the unconditional pass is then about half as long as the conditional one, so the two run
+        # separately instead of as one padded batch
+        return euler_sample(velocity, x, steps, guidance=guidance, apg=apg, batch_cfg=torch.is_grad_enabled())
 
     def _decode(self, tokens: Tokens, k=None, steps: int | None = None, guidance: float | Callable | None = None,
                 apg: bool | None = None, noise: torch.Tensor | None = None, generator: torch.Generator | None = None,

@@ -80,6 +80,37 @@ class FlexTokDecoder(nn.Module):
             regs = torch.where(uncond.to(regs.device)[:, None, None], null, regs)
         return regs
 
+    def collapse_registers(self, regs: torch.Tensor, n_p: int, keep_k: torch.Tensor | None,
+                           uncond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Inference shortcut: the registers past each row's k (mask tokens) and all registers of
+        unconditional rows (null condition) are copies of one vector, and with full attention
+        copies stay copies through every block. ``m`` copies of a key contribute ``m`` times
+        one copy's ``exp(score) v``, so the block can hold ``c`` of them instead, each key carrying
+        the additive score bias ``log(m / c)``: the same attention, up to float rounding.
+
+        regs ``[B, R, D]`` -> (the first L registers ``[B, L, D]``, additive key bias
+        ``[B, 1, 1, n_p + L]``), L = the largest count of distinct registers plus one; unchanged
+        (bias None) when that saves nothing. Only the patch outputs are read afterwards.
+        """
+        b, r = regs.shape[:2]
+        distinct = torch.full((b,), r, dtype=torch.long, device=regs.device)
+        if keep_k is not None:
+            distinct = torch.minimum(distinct, keep_k.to(regs.device))
+        copies = r - distinct  # true number of identical tail registers per row
+        if uncond is not None:
+            un = uncond.to(regs.device)
+            distinct = torch.where(un, 0, distinct)
+            copies = torch.where(un, 1 if self.null_single_token else r, copies)
+        length = int((distinct + (copies > 0).long()).max())
+        if length >= r and not self.null_single_token:
+            return regs, None
+        pos = torch.arange(length, device=regs.device)
+        held = (length - distinct).clamp_min(1)  # copies kept in the first L rows
+        tail_bias = torch.log(copies.clamp_min(1).to(regs.dtype) / held.to(regs.dtype))
+        bias = torch.where(pos[None, :] >= distinct[:, None], tail_bias[:, None], 0.0).to(regs.dtype)
+        bias = torch.cat([bias.new_zeros(b, n_p), bias], dim=1)
+        return regs[:, :length], bias[:, None, None, :]
+
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, codes: torch.Tensor, keep_k: torch.Tensor | None = None,
                 uncond: torch.Tensor | None = None, hidden_layer: int | None = None):
         """Velocity ``[B, C, h, w]``; with ``hidden_layer`` also the patch tokens ``[B, h*w/p^2, D]``
@@ -90,12 +121,14 @@ class FlexTokDecoder(nn.Module):
         patches = patches + grid_pos_embed(self.pos_embed, grid, self.pos_scaling).to(patches.dtype)
         n_p = patches.shape[1]
         regs = self.condition(codes.to(patches.dtype), keep_k, uncond)
+        mask = None
+        if not torch.is_grad_enabled() and hidden_layer is None:
+            regs, mask = self.collapse_registers(regs, n_p, keep_k, uncond)
         x = torch.cat([patches, regs], dim=1)
         segment_ids = None
         if self.adaln_segments == 2:
             segment_ids = (torch.arange(x.shape[1], device=x.device) >= n_p).long()
-        mask = None
-        if self.null_single_token and uncond is not None:
+        if mask is None and self.null_single_token and uncond is not None:
             # unconditional rows see a single null register: hide registers 1..R-1 as keys
             pos = torch.arange(x.shape[1], device=x.device)
             hidden_keys = (pos > n_p)[None, :] & uncond.to(x.device)[:, None]
