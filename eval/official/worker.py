@@ -2,7 +2,8 @@
 
 The parent (:mod:`eval.official.compare`) starts a :class:`Worker` per side and allocator setting;
 the child builds its side once (:func:`serve`), then answers commands over a pipe:
-``("run",)`` -> one timed call ``{"wall_ms", "cpu_ms"}``; ``("outputs", path_or_None)`` -> the
+``("run",)`` -> one timed call ``{"wall_ms", "cpu_ms", "minor_faults"}`` (page faults: what glibc's
+default allocator costs); ``("outputs", path_or_None)`` -> the
 side's outputs saved to a safetensors file (the zoo side also decodes the official ids read from
 ``path``); ``("stop",)`` -> memory figures, then exit. Every call runs under
 ``torch.inference_mode()`` on both sides.
@@ -77,10 +78,12 @@ def serve(conn, spec: dict) -> None:
         try:
             if cmd[0] == "run":
                 with torch.inference_mode():
+                    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
                     c0, t0 = time.process_time(), time.perf_counter()
                     runner.run()
                     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-                conn.send(("ok", {"wall_ms": wall * 1000, "cpu_ms": cpu * 1000}))
+                    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
+                conn.send(("ok", {"wall_ms": wall * 1000, "cpu_ms": cpu * 1000, "minor_faults": faults}))
             elif cmd[0] == "outputs":
                 from safetensors.torch import load_file, save_file
 
