@@ -33,19 +33,38 @@ def _status_mb(field: str) -> float:
 
 
 def allocator_probe(mb: int = 64, repeats: int = 4) -> dict:
-    """Minor page faults per ``mb`` MiB allocation, filled and freed ``repeats`` times after a first
-    one: about ``mb * 256`` when glibc returns the block to the OS every time (its default for
-    blocks this large), near 0 when raised thresholds keep it in the heap."""
-    import torch
+    """Minor page faults per ``mb`` MiB ``malloc``, filled and freed ``repeats`` times after a first
+    one (glibc's own malloc / free through ctypes): about ``mb * 256`` when glibc unmaps the block on
+    every free (its default for blocks above 32 MiB), near 0 when the raised thresholds keep it in the
+    heap. It shows that the setting reached the process; the kernel may still reclaim idle heap pages
+    (e.g. DAMON), so PyTorch's own temporaries can fault under either setting."""
+    import ctypes
+    import ctypes.util
 
-    n = mb * 2**20 // 4
-    torch.empty(n).fill_(0)
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return {"alloc_mb": mb, "error": "libc not found"}
+    libc = ctypes.CDLL(name)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    n = mb << 20
+
+    def once() -> None:
+        p = libc.malloc(n)
+        if not p:
+            raise MemoryError(f"malloc({n}) failed")
+        ctypes.memset(p, 1, n)
+        libc.free(p)
+
+    once()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(repeats):
-        torch.empty(n).fill_(1)
+        once()
     faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / repeats
-    return {"alloc_mb": mb, "faults_per_alloc": faults, "pages_per_alloc": n * 4 // 4096,
-            "blocks_kept_in_heap": faults < 0.25 * (n * 4 // 4096)}
+    pages = n // 4096
+    return {"alloc_mb": mb, "faults_per_alloc": faults, "pages_per_alloc": pages,
+            "blocks_kept_in_heap": faults < 0.25 * pages}
 
 
 def serve(conn, spec: dict) -> None:
