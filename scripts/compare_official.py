@@ -13,6 +13,7 @@ Examples:
   python scripts/compare_official.py --family flextok --official-src ~/src/ml-flextok --rounds 5
   python scripts/compare_official.py --family dmel            # the installed `dmel` package
   python scripts/compare_official.py --render out/*.json      # README rows from saved results
+  python scripts/compare_official.py --render benchmarks/official/*.json --write-readme README.md
 
 The official code is never copied into the zoo: without a checkout the script says how to get one.
 """
@@ -44,6 +45,7 @@ def _parse(argv):
     p.add_argument("--seed", type=int, default=0, help="seed of the official random weights")
     p.add_argument("--out", default="compare_out", help="folder for the JSON / markdown results")
     p.add_argument("--render", nargs="+", metavar="JSON", help="only render README rows from saved results")
+    p.add_argument("--write-readme", metavar="README", help="with --render: replace the comparison block of README")
     args = p.parse_args(argv)
     if args.render is None and args.family is None:
         p.error("--family is required (or --render JSON...)")
@@ -68,7 +70,13 @@ def main(argv=None) -> int:
 
     if args.render:
         results = [json.loads(Path(f).read_text()) for f in args.render]
-        print(render_markdown(results), end="")
+        block = render_markdown(results)
+        if args.write_readme:
+            from eval.official.report import replace_readme_block
+
+            path = Path(args.write_readme)
+            path.write_text(replace_readme_block(path.read_text(), block))
+        print(block, end="")
         return 0
     from eval.official import get_family
     from eval.official.checkout import OfficialCheckoutError, require_checkout

@@ -4,8 +4,9 @@ Both sides run in their own long-lived worker process per allocator setting. gli
 returns large freed blocks to the OS by default (``mmap`` for blocks above a dynamic threshold,
 heap trimming), so code that allocates large temporaries pays page faults on every call; raising
 ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` keeps those blocks and removes most of
-that cost. Which side gains more depends on its allocation pattern, so a speed-up is counted only
-where it holds under both settings (:func:`speedup_summary`).
+that cost (the kernel may still reclaim idle heap pages, e.g. with DAMON, so faults do not always
+vanish; the workers record them per call). Which side gains more depends on its allocation
+pattern, so a speed-up is counted only where it holds under both settings (:func:`speedup_summary`).
 
 Calls are interleaved ABBA (official, zoo, zoo, official, ...): slow drifts of the machine
 (thermal, other processes) then hit both sides alike. Each call records wall time and the CPU

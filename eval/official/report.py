@@ -1,7 +1,12 @@
 """Comparison results (JSON, see :func:`eval.official.compare.compare`) -> README markdown rows."""
 from __future__ import annotations
 
-__all__ = ["machine_line", "render_rows", "render_markdown", "speedup_text"]
+__all__ = ["machine_line", "render_rows", "render_markdown", "speedup_text", "README_BEGIN", "README_END",
+           "replace_readme_block"]
+
+#: markers of the README block rendered from saved results
+README_BEGIN = "<!-- official-comparison:begin (scripts/compare_official.py --render ... --write-readme) -->"
+README_END = "<!-- official-comparison:end -->"
 
 _HEADER = ("| tokenizer | operation | batch | input | official ms (default / raised malloc) | "
            "zoo ms (default / raised malloc) | speed-up, both settings | outputs |")
@@ -67,3 +72,11 @@ def render_markdown(results: list[dict]) -> str:
                 + f", under glibc's default allocator and with MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ raised "
                   f"({', '.join(dates)}).")
     return "\n".join(head + ["", _HEADER, _RULE] + render_rows(results)) + "\n"
+
+
+def replace_readme_block(readme: str, block: str) -> str:
+    """``readme`` with the text between :data:`README_BEGIN` and :data:`README_END` replaced by ``block``."""
+    start, end = readme.find(README_BEGIN), readme.find(README_END)
+    if start < 0 or end < start:
+        raise ValueError(f"the README has no comparison block: add the lines\n{README_BEGIN}\n{README_END}")
+    return readme[:start + len(README_BEGIN)] + "\n" + block + readme[end:]

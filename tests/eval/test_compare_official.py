@@ -245,3 +245,17 @@ def test_end_to_end_with_an_official_checkout(tmp_path, family, preset, extra):
     assert out.returncode == 0, out.stderr[-3000:]
     r = json.loads(next(tmp_path.glob(f"{family}_{preset}_*.json")).read_text())
     assert r["check"]["ok"], r["check"]["summary"]
+
+
+def test_readme_comparison_block_is_rendered_from_the_saved_results():
+    """The README's comparison table is exactly what --render makes of benchmarks/official/*.json."""
+    from eval.official.report import README_BEGIN, README_END
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index(README_BEGIN) + len(README_BEGIN) + 1:readme.index(README_END)]
+    files = sorted((ROOT / "benchmarks" / "official").glob("*.json"))
+    assert files, "no saved comparison results in benchmarks/official"
+    results = [json.loads(f.read_text()) for f in files]
+    assert block == render_markdown(results), ("run: python scripts/compare_official.py --render "
+                                               "benchmarks/official/*.json --write-readme README.md")
+    assert all(r["check"]["ok"] for r in results)
