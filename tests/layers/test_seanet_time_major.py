@@ -58,3 +58,12 @@ def test_pad_time_reflects_and_applies_elu():
                                                         torch.zeros(1)]))
     short = pad_time(x[:, :2], 3, 3, "reflect")  # shorter than the padding: the channels-first helper
     assert short.shape == (1, 8, 1)
+
+
+def test_autocast_inference_uses_the_channels_first_layers():
+    enc = _encoder()
+    x = torch.randn(1, 1, 200)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = enc(x)
+        ref = enc.model(x)
+    assert torch.equal(out, ref)
