@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from .checkout import OfficialSource
+from .options import resolve
 
 __all__ = ["SOURCE", "PRESETS", "resolve_options", "describe", "make_inputs", "build_official", "build_zoo",
            "check"]
@@ -26,13 +27,7 @@ SAMPLE_RATE = 16000
 
 def resolve_options(preset: str, options: dict) -> dict:
     """Options: ``batch`` (clips per call, default 1)."""
-    unknown = set(options) - {"batch"}
-    if unknown:
-        raise ValueError(f"unknown options {sorted(unknown)} (dmel takes: batch)")
-    batch = int(options.get("batch", 1))
-    if batch < 1:
-        raise ValueError(f"batch must be >= 1, got {batch}")
-    return {"batch": batch, "seconds": PRESETS[preset]["seconds"]}
+    return {**resolve("dmel", options, {"batch": 1}, {"batch": (1, None)}), "seconds": PRESETS[preset]["seconds"]}
 
 
 def describe(preset: str, options: dict) -> dict:

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from .checkout import OfficialSource
+from .options import resolve
 
 __all__ = ["SOURCE", "PRESETS", "IMAGE_ATOL", "resolve_options", "describe", "make_inputs", "build_official",
            "build_zoo", "check", "reinit_parameters"]
@@ -45,17 +46,8 @@ _DEFAULTS = {"batch": 1, "op": "decode", "steps": 20, "guidance": 7.5, "apg": Tr
 def resolve_options(preset: str, options: dict) -> dict:
     """Options: ``batch`` (1), ``op`` (``"decode"`` | ``"encode"``), ``steps`` (20), ``guidance`` (7.5),
     ``apg`` (True), ``k`` (tokens decoded, 256)."""
-    unknown = set(options) - set(_DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown options {sorted(unknown)} (flextok takes: {', '.join(_DEFAULTS)})")
-    out = {**_DEFAULTS, **options}
-    out["batch"], out["steps"], out["k"] = int(out["batch"]), int(out["steps"]), int(out["k"])
-    out["guidance"], out["apg"] = float(out["guidance"]), bool(out["apg"])
-    if out["op"] not in ("decode", "encode"):
-        raise ValueError(f"op must be 'decode' or 'encode', got {out['op']!r}")
-    if out["batch"] < 1 or out["steps"] < 1 or not 1 <= out["k"] <= 256:
-        raise ValueError(f"need batch >= 1, steps >= 1, 1 <= k <= 256; got {out['batch']}, {out['steps']}, {out['k']}")
-    return out
+    return resolve("flextok", options, _DEFAULTS, {"batch": (1, None), "steps": (1, None), "k": (1, 256)},
+                   {"op": ("decode", "encode")})
 
 
 def describe(preset: str, options: dict) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .checkout import OfficialSource
+from .options import resolve
 from .titok import check, image_runners, make_inputs  # noqa: F401 (check, make_inputs: family interface)
 from .titok import describe as _describe
 
@@ -28,13 +29,7 @@ PRESETS = {
 
 def resolve_options(preset: str, options: dict) -> dict:
     """Options: ``batch`` (photos per call, default 1), ``length`` (tokens decoded, default all 256)."""
-    unknown = set(options) - {"batch", "length"}
-    if unknown:
-        raise ValueError(f"unknown options {sorted(unknown)} (onedpiece takes: batch, length)")
-    batch, length = int(options.get("batch", 1)), options.get("length")
-    if batch < 1 or (length is not None and not 1 <= int(length) <= 256):
-        raise ValueError(f"need batch >= 1 and 1 <= length <= 256, got {batch}, {length}")
-    return {"batch": batch, "length": None if length is None else int(length)}
+    return resolve("onedpiece", options, {"batch": 1, "length": None}, {"batch": (1, None), "length": (1, 256)})
 
 
 def describe(preset: str, options: dict) -> dict:

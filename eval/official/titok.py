@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from .checkout import OfficialSource
+from .options import resolve
 
 __all__ = ["SOURCE", "PRESETS", "IMAGE_ATOL", "resolve_options", "describe", "make_inputs", "build_official",
            "build_zoo", "check", "image_runners"]
@@ -37,13 +38,7 @@ IMAGE_ATOL = 0.25 / 255
 
 def resolve_options(preset: str, options: dict) -> dict:
     """Options: ``batch`` (photos per call, default 1)."""
-    unknown = set(options) - {"batch"}
-    if unknown:
-        raise ValueError(f"unknown options {sorted(unknown)} (titok takes: batch)")
-    batch = int(options.get("batch", 1))
-    if batch < 1:
-        raise ValueError(f"batch must be >= 1, got {batch}")
-    return {"batch": batch}
+    return resolve("titok", options, {"batch": 1}, {"batch": (1, None)})
 
 
 def describe(preset: str, options: dict, presets: dict = PRESETS) -> dict:

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from .checkout import OfficialSource
+from .options import resolve
 
 __all__ = ["SOURCE", "PRESETS", "AUDIO_ATOL", "resolve_options", "describe", "make_inputs", "build_official",
            "build_zoo", "check", "near_tie", "seeded_codebook"]
@@ -46,13 +47,7 @@ AUDIO_ATOL = 1e-4
 
 def resolve_options(preset: str, options: dict) -> dict:
     """Options: ``batch`` (clips per call, default 1), ``seconds`` (clip length, default 10)."""
-    unknown = set(options) - {"batch", "seconds"}
-    if unknown:
-        raise ValueError(f"unknown options {sorted(unknown)} (wavtokenizer takes: batch, seconds)")
-    batch, seconds = int(options.get("batch", 1)), float(options.get("seconds", 10.0))
-    if batch < 1 or seconds <= 0:
-        raise ValueError(f"need batch >= 1 and seconds > 0, got {batch}, {seconds}")
-    return {"batch": batch, "seconds": seconds}
+    return resolve("wavtokenizer", options, {"batch": 1, "seconds": 10.0}, {"batch": (1, None), "seconds": (0.1, None)})
 
 
 def describe(preset: str, options: dict) -> dict:

@@ -42,8 +42,11 @@ def test_unknown_family_preset_and_protocol_values_are_refused():
         compare("dmel", "10s", None, settings=("jemalloc",))
     with pytest.raises(ValueError, match="unknown options"):
         compare("dmel", "10s", None, options={"steps": 3})
-    with pytest.raises(ValueError, match="op must be"):
+    with pytest.raises(ValueError, match="op must be one of"):
         get_family("flextok").resolve_options("d12_d12", {"op": "train"})
+    with pytest.raises(ValueError, match=r"length must lie in \[1, 256\], got 300"):
+        get_family("onedpiece").resolve_options("s256", {"length": 300})
+    assert get_family("flextok").resolve_options("d12_d12", {"steps": "8", "apg": False})["steps"] == 8
 
 
 def test_every_family_names_its_official_repository():
