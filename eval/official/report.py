@@ -23,7 +23,10 @@ def machine_line(result: dict) -> str:
 
 
 def _ms(result: dict, side: str) -> str:
-    return " / ".join(f"{result['settings'][s][side]['wall_ms']:.0f}" for s in result["settings"])
+    def fmt(ms: float) -> str:
+        return f"{ms:.1f}" if ms < 100 else f"{ms:.0f}"
+
+    return " / ".join(fmt(result["settings"][s][side]["wall_ms"]) for s in result["settings"])
 
 
 def speedup_text(result: dict) -> str:
