@@ -67,13 +67,18 @@ def render_markdown(results: list[dict]) -> str:
         line = machine_line(r)
         if line not in machines:
             machines.append(line)
-    protocol = sorted({(r["rounds"], r["warmup"]) for r in results})
+    protocols: dict[tuple[int, int], list[str]] = {}
+    for r in results:
+        names = protocols.setdefault((r["rounds"], r["warmup"]), [])
+        if r["description"]["name"] not in names:
+            names.append(r["description"]["name"])
     dates = sorted({r["date"][:10] for r in results})
     head = [f"Measured on {m}." for m in machines]
-    head.append("Protocol: " + "; ".join(f"median of {n} interleaved calls per side after {w} warm-ups"
-                                         for n, w in protocol)
-                + f", under glibc's default allocator and with MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ raised "
-                  f"({', '.join(dates)}).")
+    parts = [f"median of {n} interleaved calls per side after {w} warm-up{'s' if w != 1 else ''}"
+             + (f" ({', '.join(names)})" if len(protocols) > 1 else "")
+             for (n, w), names in sorted(protocols.items(), reverse=True)]
+    head.append("Protocol: " + "; ".join(parts) + ", under glibc's default allocator and with "
+                f"MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ raised ({', '.join(dates)}).")
     return "\n".join(head + ["", _HEADER, _RULE] + render_rows(results)) + "\n"
 
 
