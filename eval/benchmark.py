@@ -18,7 +18,8 @@ from typing import Callable
 
 import torch
 
-__all__ = ["Case", "Result", "run_case", "benchmark", "time_call", "peak_memory_mb", "write_report",
+__all__ = ["Case", "Result", "run_case", "benchmark", "time_call", "peak_memory_mb", "write_report", "speech_input",
+           "official_dmel",
            "compare_dmel", "write_dmel_report"]
 
 
@@ -90,22 +91,29 @@ def current_memory_mb() -> float:
 
 def make_input(tok, info, batch_size: int, size: float | None) -> torch.Tensor:
     """Real data at the requested size: a photo, a speech clip (looped), or a photo-pan clip."""
-    from zoo.data.offline import load_photo, load_speech, speech_paths
+    from zoo.data.offline import load_photo
 
     if tok.modality == "image":
         side = int(size or (info.input_size or (256,))[-1])
         return load_photo("astronaut", side)[None].repeat(batch_size, 1, 1, 1)
     if tok.modality == "audio":
-        seconds = float(size or 1.0)
-        n = int(seconds * tok.sample_rate)
-        clip = load_speech(speech_paths("alsa")[1], tok.sample_rate)
-        clip = clip.repeat(n // clip.numel() + 1)[:n]
-        return clip[None].repeat(batch_size, 1)
+        return speech_input(tok.sample_rate, float(size or 1.0), batch_size)
     t, h, w = info.input_size or (16, 128, 128)
     t = int(size or t)
     photo = load_photo("coffee", (h + 2 * t, w + 2 * t))
     clip = torch.stack([photo[:, i:i + h, 2 * i:2 * i + w] for i in range(t)], dim=1)
     return clip[None].repeat(batch_size, 1, 1, 1, 1)
+
+
+def speech_input(sample_rate: int, seconds: float, batch: int = 1) -> torch.Tensor:
+    """Real speech ``[batch, round(seconds * sample_rate)]`` in [-1, 1]: an alsa-utils recording
+    (``Front_Left``) at ``sample_rate``, looped to length, the same clip in every row."""
+    from zoo.data.offline import load_speech, speech_paths
+
+    n = int(seconds * sample_rate)
+    clip = load_speech(speech_paths("alsa")[1], sample_rate)
+    clip = clip.repeat(n // clip.numel() + 1)[:n]
+    return clip[None].repeat(batch, 1).contiguous()
 
 
 def _signal_seconds(tok, x: torch.Tensor) -> float | None:
@@ -240,7 +248,7 @@ def _plot(results: list[dict], path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- dMel vs the dmel package
-def _official_dmel():
+def official_dmel():
     """Apple's ``dmel`` package (PyPI) with the official example's settings (``run_example.py``)."""
     import dmel
 
@@ -253,7 +261,7 @@ def _dmel_pair():
     """(official callable, zoo callable): ``[B, T]`` 16 kHz audio -> ids ``[B, F + 2, 80]`` with bos / eos."""
     import zoo
 
-    ref = _official_dmel()
+    ref = official_dmel()
     tok = zoo.load_official("dmel", None, None).eval()
 
     def lengths(x):
@@ -305,12 +313,7 @@ def _dmel_peak_worker(side: str, batch: int, seconds: float, threads: int | None
 
 
 def _dmel_input(batch: int, seconds: float) -> torch.Tensor:
-    from zoo.data.offline import load_speech, speech_paths
-
-    clip = load_speech(speech_paths("alsa")[1], 16000)
-    n = int(seconds * 16000)
-    clip = clip.repeat(n // clip.numel() + 1)[:n]
-    return clip[None].repeat(batch, 1).contiguous()
+    return speech_input(16000, seconds, batch)
 
 
 def compare_dmel(batch_sizes=(1, 8), seconds=(10.0, 60.0), repeats: int = 30, warmup: int = 2,

@@ -54,3 +54,17 @@ def test_layer_scale_default_and_init():
     net = VocosBackbone(8, 32, 64, num_layers=4)
     assert torch.allclose(net.convnext[0].gamma, torch.full((32,), 0.25))
     assert net.embed.bias.abs().sum() == 0
+
+
+@pytest.mark.parametrize("adanorm", [None, 4])
+def test_inference_runs_time_major_with_the_same_maths(adanorm):
+    """Without autograd the ConvNeXt stack stays time-major (channels-last depthwise conv); with it,
+    channels-first. Same products in other summation orders: float32 rounding only."""
+    torch.manual_seed(0)
+    m = VocosBackbone(32, 64, 96, 3, adanorm_num_embeddings=adanorm, pos_net=True).eval()
+    x, cond = torch.randn(2, 32, 50), (torch.tensor([1, 3]) if adanorm else None)
+    with torch.inference_mode():
+        fast = m(x, cond)
+    with torch.enable_grad():
+        ref = m(x, cond).detach()
+    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)

@@ -197,3 +197,35 @@ def test_flex_attention_backend_matches_sdpa(tok, photo_batch):
     assert torch.allclose(out, ref, atol=1e-4)
     with pytest.raises(ValueError):
         tok.set_attention_backend("xformers")
+
+
+@pytest.mark.parametrize("single_null", [False, True])
+def test_inference_collapses_copied_registers_without_changing_the_velocity(tok, single_null):
+    """In inference the decoder keeps one copy of the mask / null registers with a log-count key
+    bias (FlexTokDecoder.collapse_registers); with autograd on it runs all 256. Same attention
+    maths, float32 rounding apart: the velocities agree to ~1e-6 of their size."""
+    dec = tok.decoder
+    dec.null_single_token = single_null
+    try:
+        g = torch.Generator().manual_seed(3)
+        x_t, t = torch.randn(4, 16, 8, 8, generator=g), torch.rand(4, generator=g)
+        codes = torch.randn(4, 256, 6, generator=g)
+        keep_k = torch.tensor([1, 40, 256, 200])
+        uncond = torch.tensor([False, True, False, True])
+        with torch.inference_mode():
+            fast = dec(x_t, t, codes, keep_k, uncond)
+            regs, bias = dec.collapse_registers(dec.condition(codes, keep_k, uncond), 16, keep_k, uncond)
+        with torch.enable_grad():
+            full = dec(x_t, t, codes, keep_k, uncond).detach()
+        # row 3 keeps all 256 distinct registers: nothing to collapse, unless single null tokens are hidden
+        assert regs.shape[1] == 256 and (bias is not None) == single_null
+        torch.testing.assert_close(fast, full, atol=1e-5, rtol=1e-4)
+        with torch.inference_mode():  # rows with few distinct registers shrink the sequence
+            regs, bias = dec.collapse_registers(dec.condition(codes[:2], keep_k[:2], uncond[:2]), 16, keep_k[:2],
+                                                uncond[:2])
+        assert regs.shape[1] == 2 and bias.shape == (2, 1, 1, 18)
+        expected_uncond = torch.log(torch.tensor((1.0 if single_null else 256.0) / 2))  # 2 rows hold the copies
+        torch.testing.assert_close(bias[1, 0, 0, 16:], torch.full((2,), float(expected_uncond)))
+        torch.testing.assert_close(bias[0, 0, 0, 16:], torch.tensor([0.0, float(torch.log(torch.tensor(255.0)))]))
+    finally:
+        dec.null_single_token = False

@@ -295,18 +295,3 @@ def test_proxy_weights_from_the_hub_cache(tmp_path, monkeypatch, photo_batch):
     tok = tiny(decoder_head="proxy", proxy_weights="hub").train()
     out = tok(photo_batch)
     assert torch.equal(out.extras["proxy_codes"], vq.codes(photo_batch))
-
-
-def test_upsample2x_conv3x3_equals_upsample_then_conv():
-    import torch.nn.functional as F
-
-    from zoo.models.maskgit_vqgan import upsample2x_conv3x3
-
-    torch.manual_seed(0)
-    for shape in [(2, 32, 5, 7), (1, 64, 8, 8)]:
-        x = torch.randn(*shape)
-        w, b = torch.randn(48, shape[1], 3, 3) / (3 * shape[1] ** 0.5), torch.randn(48)
-        ref = F.conv2d(F.interpolate(x, scale_factor=2.0, mode="nearest"), w, b, padding=1)
-        torch.testing.assert_close(upsample2x_conv3x3(x, w, b), ref, atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(upsample2x_conv3x3(x.contiguous(memory_format=torch.channels_last), w, None),
-                                   ref - b[:, None, None], atol=1e-5, rtol=1e-5)

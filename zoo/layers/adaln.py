@@ -15,7 +15,7 @@ from torch import nn
 from .attention import Attention
 from .mlp import build_mlp
 
-__all__ = ["modulate", "AdaLNModulation", "AdaLNBlock", "AdaLNHead", "DIT_ORDER"]
+__all__ = ["modulate", "segmented", "AdaLNModulation", "AdaLNBlock", "AdaLNHead", "DIT_ORDER"]
 
 #: chunk order of DiT's six block modulation vectors
 DIT_ORDER = ("shift_msa", "scale_msa", "gate_msa", "shift_mlp", "scale_mlp", "gate_mlp")
@@ -42,13 +42,36 @@ class AdaLNModulation(nn.Module):
         if bias:
             nn.init.zeros_(self.adaLN_modulation[1].bias)
 
-    def forward(self, cond: torch.Tensor, segment_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, cond: torch.Tensor, segment_ids: torch.Tensor | Sequence[int] | None = None) -> torch.Tensor:
+        """segment_ids: LongTensor ``[N]`` -> ``[B, N, n, D]``; or the lengths of consecutive spans
+        (a sequence of S ints, span s using set s) -> the sets themselves ``[B, S, n, D]``, to be
+        applied span by span (:func:`segmented`), without a per-token copy."""
         mod = self.adaLN_modulation(cond).view(cond.shape[0], self.segments, self.n, self.dim)
         if self.segments == 1:
             return mod
         if segment_ids is None:
             raise ValueError(f"{self.segments} modulation segments need segment_ids")
+        if not isinstance(segment_ids, torch.Tensor):
+            if len(segment_ids) != self.segments:
+                raise ValueError(f"{self.segments} modulation segments need {self.segments} span lengths, "
+                                 f"got {list(segment_ids)}")
+            return mod
         return mod.index_select(1, segment_ids)
+
+
+def segmented(x: torch.Tensor, spans: Sequence[int] | None, fn) -> torch.Tensor:
+    """Apply ``fn(part, s)`` in place to consecutive token spans of ``x`` ``[B, N, D]`` (span s of
+    length ``spans[s]``); with ``spans`` None, ``fn(x, slice(None))`` once. Returns x."""
+    if spans is None:
+        fn(x, slice(None))
+        return x
+    start = 0
+    for s, length in enumerate(spans):
+        fn(x[:, start:start + length], s)
+        start += length
+    if start != x.shape[1]:
+        raise ValueError(f"span lengths {list(spans)} do not add up to the {x.shape[1]} tokens")
+    return x
 
 
 class AdaLNBlock(nn.Module):
@@ -80,11 +103,35 @@ class AdaLNBlock(nn.Module):
     def adaLN_modulation(self) -> nn.Sequential:
         return self.mod.adaLN_modulation
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor, segment_ids: torch.Tensor | None = None,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
-        m = dict(zip(self.order, self.mod(cond, segment_ids).unbind(2)))
-        x = x + m["gate_msa"] * self.attn(modulate(self.norm1(x), m["shift_msa"], m["scale_msa"]), mask=mask)
-        return x + m["gate_mlp"] * self.mlp(modulate(self.norm2(x), m["shift_mlp"], m["scale_mlp"]))
+    def forward(self, x: torch.Tensor, cond: torch.Tensor, segment_ids: torch.Tensor | Sequence[int] | None = None,
+                mask: torch.Tensor | None = None, modulation: torch.Tensor | None = None) -> torch.Tensor:
+        """segment_ids: LongTensor ``[N]`` (modulation set per token), or the lengths of consecutive
+        spans (one set per span: the same values, computed span by span without gathering a
+        per-token copy of the modulation; inference only). modulation: ``self.mod(cond, spans)``
+        computed beforehand (e.g. once for the two guidance passes of a sampler step)."""
+        if modulation is not None and isinstance(segment_ids, torch.Tensor):
+            raise ValueError("a precomputed modulation goes with span lengths, not per-token segment ids")
+        mod = self.mod(cond, segment_ids) if modulation is None else modulation
+        if segment_ids is None or isinstance(segment_ids, torch.Tensor) or torch.is_grad_enabled():
+            if segment_ids is not None and not isinstance(segment_ids, torch.Tensor):
+                ids = torch.repeat_interleave(torch.arange(len(segment_ids), device=x.device),
+                                              torch.as_tensor(list(segment_ids), device=x.device))
+                mod = mod.index_select(1, ids)
+            m = dict(zip(self.order, mod.unbind(2)))
+            x = x + m["gate_msa"] * self.attn(modulate(self.norm1(x), m["shift_msa"], m["scale_msa"]), mask=mask)
+            return x + m["gate_mlp"] * self.mlp(modulate(self.norm2(x), m["shift_mlp"], m["scale_mlp"]))
+        m = {k: v[:, :, None] for k, v in zip(self.order, mod.unbind(2))}  # [B, S, 1, D]
+
+        def mod_in_place(shift, scale):  # modulate() on each span of a fresh tensor
+            return lambda part, s: part.mul_(1 + scale[:, s]).add_(shift[:, s])
+
+        def gate_in_place(gate):
+            return lambda part, s: part.mul_(gate[:, s])
+
+        h = segmented(self.norm1(x), segment_ids, mod_in_place(m["shift_msa"], m["scale_msa"]))
+        x = x + segmented(self.attn(h, mask=mask), segment_ids, gate_in_place(m["gate_msa"]))
+        h = segmented(self.norm2(x), segment_ids, mod_in_place(m["shift_mlp"], m["scale_mlp"]))
+        return x + segmented(self.mlp(h), segment_ids, gate_in_place(m["gate_mlp"]))
 
 
 class AdaLNHead(nn.Module):
@@ -100,6 +147,6 @@ class AdaLNHead(nn.Module):
         self.mod = AdaLNModulation(cond_dim or dim, dim, 2)
         self.proj = nn.Linear(dim, out_dim, bias=bias)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        shift, scale = self.mod(cond).unbind(2)
+    def forward(self, x: torch.Tensor, cond: torch.Tensor, modulation: torch.Tensor | None = None) -> torch.Tensor:
+        shift, scale = (self.mod(cond) if modulation is None else modulation).unbind(2)
         return self.proj(modulate(self.norm(x), shift, scale))

@@ -142,7 +142,7 @@ def euler_sample(velocity: VelocityFn, noise: torch.Tensor, steps: int, guidance
     """Integrate the flow from ``x = noise`` (t = 1) to t = 0 and return the final state.
 
     velocity: ``velocity(x [B', ...], t [B'], uncond [B'] bool) -> v [B', ...]`` where
-        ``uncond`` marks the unconditional (null-condition) rows; with guidance the sampler
+        ``uncond`` (a CPU tensor) marks the unconditional (null-condition) rows; with guidance the sampler
         calls it on ``2B`` rows (conditional first) when ``batch_cfg``, else twice.
     guidance: CFG scale (float, or a function of t); 1 disables the unconditional pass.
     apg: adaptive projected guidance instead of plain CFG (momentum buffer kept across steps).
@@ -153,7 +153,7 @@ def euler_sample(velocity: VelocityFn, noise: torch.Tensor, steps: int, guidance
     b = x.shape[0]
     dt = 1.0 / steps
     state = APGState(apg_momentum) if apg else None
-    cond_flags = torch.zeros(b, dtype=torch.bool, device=x.device)
+    cond_flags = torch.zeros(b, dtype=torch.bool)  # on the CPU: velocity functions can read it without a device sync
     for i in range(steps, 0, -1):
         t_val = i / steps
         t = torch.full((b,), t_val, device=x.device, dtype=torch.float32)

@@ -191,4 +191,10 @@ class SEANetEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[1] != self.channels:
             raise ValueError(f"SEANetEncoder expects [B, {self.channels}, T], got {tuple(x.shape)}")
+        if not torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type):
+            # inference: time-major convolutions (same maths; its in-place sums assume one dtype)
+            from .seanet_time_major import encode_time_major, time_major_supported
+
+            if time_major_supported(self):
+                return encode_time_major(self, x)
         return self.model(x)

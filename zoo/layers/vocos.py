@@ -61,6 +61,17 @@ class ConvNeXtBlock(nn.Module):
         else:
             self.gamma = None
 
+    def forward_time_major(self, x: torch.Tensor, cond_id: torch.Tensor | None = None) -> torch.Tensor:
+        """Inference on time-major x ``[B, T, dim]`` -> same (no layout transposes): the depthwise
+        conv runs on the buffer viewed ``[B, dim, 1, T]`` in channels-last memory (oneDNN's
+        depthwise kernel, ~8x faster than channels-first here); the same maths as :meth:`forward`."""
+        w = self.dwconv.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        h = F.conv2d(x.transpose(1, 2).unsqueeze(2), w, self.dwconv.bias, padding=(0, 3), groups=x.shape[-1])
+        h = h.squeeze(2).transpose(1, 2)  # [B, T, dim], contiguous
+        h = self.norm(h, cond_id) if isinstance(self.norm, AdaLayerNorm) else self.norm(h)
+        h = self.pwconv2(self.act(self.pwconv1(h)))
+        return x + h * self.gamma if self.gamma is not None else x + h
+
     def forward(self, x: torch.Tensor, cond_id: torch.Tensor | None = None) -> torch.Tensor:
         h = self.dwconv(x).transpose(1, 2)
         h = self.norm(h, cond_id) if isinstance(self.norm, AdaLayerNorm) else self.norm(h)
@@ -159,6 +170,11 @@ class VocosBackbone(nn.Module):
             x = self.pos_net(x)
         h = x.transpose(1, 2)
         h = self.norm(h, cond_id) if isinstance(self.norm, AdaLayerNorm) else self.norm(h)
+        if not torch.is_grad_enabled():  # inference: stay time-major through the ConvNeXt stack
+            h = h.contiguous()
+            for block in self.convnext:
+                h = block.forward_time_major(h, cond_id)
+            return self.final_layer_norm(h)
         x = h.transpose(1, 2)
         for block in self.convnext:
             x = block(x, cond_id)

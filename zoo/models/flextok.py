@@ -17,6 +17,7 @@ from torch import nn
 
 from ..api import Tokenizer, TokenizerOutput, Tokens
 from ..hub import WeightSource
+from ..layers.autoencoder_kl import vae_decode
 from ..layers.flow import euler_sample, rf_loss, rf_noise, sample_timesteps
 from ..quant.fsq import FSQ
 from ..registry import register_tokenizer
@@ -195,7 +196,7 @@ class FlexTok(Tokenizer):
 
     def vae_decode(self, latents: torch.Tensor) -> torch.Tensor:
         """scaled latents -> images in [-1, 1] (not clamped)."""
-        return self.vae.decode(latents / self.vae_scale).sample
+        return vae_decode(self.vae, latents / self.vae_scale)
 
     # ----------------------------------------------------------------- encode
     def _encode(self, x: torch.Tensor) -> Tokens:
@@ -255,11 +256,22 @@ class FlexTok(Tokenizer):
         codes = self.quantizer.ids_to_codes(F.pad(ids, (0, self.num_registers - n)))
         x = self._noise(tokens, b, noise, generator)
 
+        keep_k_host = keep_k.cpu()  # lets the decoder size its sequence without a device sync per step
+
+        shared: dict = {}
+
         def velocity(x_t, t, uncond):
             reps = x_t.shape[0] // b
-            return self.decoder(x_t, t, codes.repeat(reps, 1, 1), keep_k.repeat(reps), uncond)
+            if not torch.is_grad_enabled() and shared.get("t") is not t:  # the guidance passes of a step
+                shared.clear()                                            # share t: modulate once
+                shared.update(self.decoder.time_conditioning(t.to(x_t.device)), t=t)
+            return self.decoder(x_t, t, codes.repeat(reps, 1, 1), keep_k_host.repeat(reps), uncond,
+                                time_cond=shared or None)
 
-        return euler_sample(velocity, x, steps, guidance=guidance, apg=apg)
+        # in inference the decoder collapses copied registers (see FlexTokDecoder.collapse_registers):
+        # the unconditional pass is then about half as long as the conditional one, so the two run
+        # separately instead of as one padded batch
+        return euler_sample(velocity, x, steps, guidance=guidance, apg=apg, batch_cfg=torch.is_grad_enabled())
 
     def _decode(self, tokens: Tokens, k=None, steps: int | None = None, guidance: float | Callable | None = None,
                 apg: bool | None = None, noise: torch.Tensor | None = None,

@@ -80,32 +80,82 @@ class FlexTokDecoder(nn.Module):
             regs = torch.where(uncond.to(regs.device)[:, None, None], null, regs)
         return regs
 
+    def collapse_registers(self, regs: torch.Tensor, n_p: int, keep_k: torch.Tensor | None,
+                           uncond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Inference shortcut: the registers past each row's k (mask tokens) and all registers of
+        unconditional rows (null condition) are copies of one vector, and with full attention
+        copies stay copies through every block. ``m`` copies of a key contribute ``m`` times
+        one copy's ``exp(score) v``, so the block can hold ``c`` of them instead, each key carrying
+        the additive score bias ``log(m / c)``: the same attention, up to float rounding.
+
+        regs ``[B, R, D]`` -> (the first L registers ``[B, L, D]``, additive key bias
+        ``[B, 1, 1, n_p + L]``), L = the largest count of distinct registers plus one; unchanged
+        (bias None) when that saves nothing, or when keep_k / uncond live on an accelerator (L is
+        needed on the host). Only the patch outputs are read afterwards.
+        """
+        b, r = regs.shape[:2]
+        on_host = [v for v in (keep_k, uncond) if v is not None]
+        if any(v.device.type != "cpu" for v in on_host):  # the sequence length is needed on the host:
+            return regs, None                               # never sync an accelerator for it
+        distinct = torch.full((b,), r, dtype=torch.long)
+        if keep_k is not None:
+            distinct = torch.minimum(distinct, keep_k)
+        copies = r - distinct  # true number of identical tail registers per row
+        if uncond is not None:
+            distinct = torch.where(uncond, 0, distinct)
+            copies = torch.where(uncond, 1 if self.null_single_token else r, copies)
+        length = int((distinct + (copies > 0).long()).max())
+        if length >= r and not self.null_single_token:
+            return regs, None
+        pos = torch.arange(length)
+        held = (length - distinct).clamp_min(1)  # copies kept in the first L rows
+        tail_bias = torch.log(copies.clamp_min(1).float() / held.float())
+        bias = torch.where(pos[None, :] >= distinct[:, None], tail_bias[:, None], 0.0)
+        bias = torch.cat([bias.new_zeros(b, n_p), bias], dim=1).to(regs.device, regs.dtype)
+        return regs[:, :length], bias[:, None, None, :]
+
+    def time_conditioning(self, t: torch.Tensor) -> dict[str, object]:
+        """What the timestep ``t`` ``[B]`` decides: its embedding and every block's (and the head's)
+        adaLN modulation; ``forward(..., time_cond=...)`` reuses it (a sampler's guidance passes
+        share their timestep)."""
+        temb = self.time_embed(t)
+        spans = (0,) * self.adaln_segments if self.adaln_segments > 1 else None
+        return {"t": t, "temb": temb, "blocks": [blk.mod(temb, spans) for blk in self.blocks],
+                "final": self.final.mod(temb)}
+
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, codes: torch.Tensor, keep_k: torch.Tensor | None = None,
-                uncond: torch.Tensor | None = None, hidden_layer: int | None = None):
+                uncond: torch.Tensor | None = None, hidden_layer: int | None = None,
+                time_cond: dict | None = None):
         """Velocity ``[B, C, h, w]``; with ``hidden_layer`` also the patch tokens ``[B, h*w/p^2, D]``
-        after that block (0-based), e.g. for REPA."""
+        after that block (0-based), e.g. for REPA. time_cond: :meth:`time_conditioning` of this
+        ``t`` (used only in inference with span modulation)."""
         b, _, h, w = x_t.shape
         grid = (h // self.patch_size, w // self.patch_size)
         patches = self.patch_embed(patchify_latents(x_t, self.patch_size))
         patches = patches + grid_pos_embed(self.pos_embed, grid, self.pos_scaling).to(patches.dtype)
         n_p = patches.shape[1]
         regs = self.condition(codes.to(patches.dtype), keep_k, uncond)
+        mask = None
+        if not torch.is_grad_enabled() and hidden_layer is None:
+            regs, mask = self.collapse_registers(regs, n_p, keep_k, uncond)
         x = torch.cat([patches, regs], dim=1)
         segment_ids = None
-        if self.adaln_segments == 2:
-            segment_ids = (torch.arange(x.shape[1], device=x.device) >= n_p).long()
-        mask = None
-        if self.null_single_token and uncond is not None:
+        if self.adaln_segments == 2:  # patches, then registers
+            segment_ids = (n_p, x.shape[1] - n_p)
+        if mask is None and self.null_single_token and uncond is not None:
             # unconditional rows see a single null register: hide registers 1..R-1 as keys
             pos = torch.arange(x.shape[1], device=x.device)
             hidden_keys = (pos > n_p)[None, :] & uncond.to(x.device)[:, None]
             mask = (~hidden_keys)[:, None, None, :]
-        temb = self.time_embed(t.to(x.device))
+        if time_cond is None or torch.is_grad_enabled():
+            temb, mods, final_mod = self.time_embed(t.to(x.device)), [None] * len(self.blocks), None
+        else:
+            temb, mods, final_mod = time_cond["temb"], time_cond["blocks"], time_cond["final"]
         feats = None
         for i, blk in enumerate(self.blocks):
-            x = blk(x, temb, segment_ids=segment_ids, mask=mask)
+            x = blk(x, temb, segment_ids=segment_ids, mask=mask, modulation=mods[i])
             if hidden_layer is not None and i == hidden_layer:
                 feats = x[:, :n_p]
-        out = self.final(x[:, :n_p], temb)
+        out = self.final(x[:, :n_p], temb, modulation=final_mod)
         v = unpatchify_2d(out, grid, self.patch_size, self.latent_channels)
         return (v, feats) if hidden_layer is not None else v

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..hub import WeightSource, resolve_source
+from ..layers.upsample import upsample2x_conv3x3
 from ..quant import VectorQuantizer
 
 __all__ = ["upsample2x_conv3x3", "VQGANResBlock", "MaskGITVQGANDecoder", "MaskGITVQGANEncoder", "MaskGITVQGAN", "OFFICIAL_VQGAN",
@@ -68,25 +69,6 @@ class _Level(nn.Module):
             else:
                 x = upsample2x_conv3x3(x, self.upsample_conv.weight, self.upsample_conv.bias)
         return x
-
-
-def upsample2x_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """``conv3x3(nearest_upsample_x2(x))`` (padding 1) computed on the low-resolution grid.
-
-    x ``[B, C, H, W]``, weight ``[O, C, 3, 3]`` -> ``[B, O, 2H, 2W]``. Each output phase (row parity a,
-    column parity c) sees only a 2x2 low-resolution neighbourhood, whose taps are sums of the 3x3
-    taps that land on the same source pixel; four 2x2 convolutions then give the result with 16 / 36
-    of the multiply-adds (same values up to float summation order).
-    """
-    w0, w1, w2 = weight.unbind(2)
-    rows = (torch.stack([w0, w1 + w2], 2), torch.stack([w0 + w1, w2], 2))  # [O, C, 2, 3] per row phase
-    kernels = [[torch.stack([r[..., 0], r[..., 1] + r[..., 2]], -1), torch.stack([r[..., 0] + r[..., 1], r[..., 2]], -1)]
-               for r in rows]
-    h, w = x.shape[-2:]
-    xp = F.pad(x, (1, 1, 1, 1))
-    phases = [torch.stack([F.conv2d(xp[..., a:a + h + 1, c:c + w + 1], kernels[a][c], bias) for c in (0, 1)], -1)
-              for a in (0, 1)]  # [B, O, H, W, 2] per row phase
-    return torch.stack(phases, 3).reshape(x.shape[0], weight.shape[0], 2 * h, 2 * w)
 
 
 def _check_channels(channels) -> list[int]:
