@@ -178,10 +178,31 @@ def evaluate_audio(tok, device: str = "cpu", dnsmos: bool = True) -> dict:
         enc_total, dec_total, seconds = enc_total + enc_ms, dec_total + dec_ms, seconds + x.shape[-1] / sr
         pairs.append((clip_name, x[0].cpu(), y[0]))
     tps = float(tok.tokens_per_second)
-    return {"modality": "audio", "items": len(clips), "input": f"{sr} Hz", "tokens_per_s": tps,
-            "bits_per_s": tps * bits_per_position(tok),
-            **speech_scores([(x, y) for _, x, y in pairs], sr, dnsmos=dnsmos),
-            "encode_ms_per_s": enc_total / seconds, "decode_ms_per_s": dec_total / seconds, "_clips": pairs}
+    row = {"modality": "audio", "items": len(clips), "input": f"{sr} Hz", "tokens_per_s": tps,
+           "bits_per_s": tps * bits_per_position(tok),
+           **speech_scores([(x, y) for _, x, y in pairs], sr, dnsmos=dnsmos),
+           "encode_ms_per_s": enc_total / seconds, "decode_ms_per_s": dec_total / seconds, "_clips": pairs}
+    if getattr(tok, "num_quantizers", 1) > 1:
+        row["curve"] = _level_curve(tok, [x for _, x, _ in pairs], device)
+    return row
+
+
+def _level_curve(tok, clips: list[torch.Tensor], device: str) -> dict:
+    """Residual-VQ codecs: STOI / PESQ wb / PESQ nb when decoding from the first k levels, k = 1..Q."""
+    from eval.demo_baselines import speech_scores
+
+    levels = list(range(1, tok.num_quantizers + 1))
+    tokens = [tok.encode(x[None].to(device)) for x in clips]
+    curve = {"n_q": levels, "bits_per_s": [], "stoi": [], "pesq": [], "pesq_nb": []}
+    per_level = bits_per_position(tok) / tok.num_quantizers
+    for k in levels:
+        pairs = [(x, tok.decode(t, n_q=k).reshape(-1)[: x.numel()].float().clamp(-1, 1).cpu())
+                 for x, t in zip(clips, tokens)]
+        scores = speech_scores(pairs, tok.sample_rate, dnsmos=False)
+        curve["bits_per_s"].append(float(tok.tokens_per_second) * per_level * k)
+        for key in ("stoi", "pesq", "pesq_nb"):
+            curve[key].append(scores[key])
+    return curve
 
 
 def _original_speech_row(device_rate: int = 16000) -> dict:
@@ -204,41 +225,44 @@ def _label(r: dict) -> str:
     return r["tokenizer"] if r.get("classic") else f"`{r['tokenizer']}`"
 
 
+def _markdown(columns: list[str], cells: list[list[str]]) -> str:
+    return "\n".join(["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+                     + ["| " + " | ".join(c) + " |" for c in cells])
+
+
+def _image_cells(r: dict) -> list[str]:
+    g = r.get
+    bits = f"{r['bits']:.0f}"
+    if "bits_crops" in r and round(r["bits_crops"]) != round(r["bits"]):
+        bits += f" ({r['bits_crops']:.0f})"
+    return [_label(r), f"{r['input']} photo", str(g("tokens", "-")), bits, f"{r['psnr']:.2f}", f"{r['ssim']:.3f}",
+            f"{r['psnr_crops']:.2f}", f"{r['ssim_crops']:.3f}", _fmt(g("encode_ms"), ".1f"), _fmt(g("decode_ms"), ".1f")]
+
+
 def image_table(rows: list[dict]) -> str:
-    """Markdown table of the image rows (learned tokenizers and classic codecs)."""
-    lines = ["| tokenizer / codec | input | tokens | bits / image (crops) | PSNR dB | SSIM | PSNR dB crops | "
-             "SSIM crops | encode | decode |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        if r["modality"] != "image":
-            continue
-        g = r.get
-        bits = f"{r['bits']:.0f}" + (f" ({r['bits_crops']:.0f})" if "bits_crops" in r and
-                                     round(r["bits_crops"]) != round(r["bits"]) else "")
-        lines.append(f"| {_label(r)} | {r['input']} photo | {g('tokens', '-')} | {bits} | {r['psnr']:.2f} | "
-                     f"{r['ssim']:.3f} | {r['psnr_crops']:.2f} | {r['ssim_crops']:.3f} | "
-                     f"{_fmt(g('encode_ms'), '.1f')} | {_fmt(g('decode_ms'), '.1f')} |")
-    return "\n".join(lines)
+    """Markdown table of the image rows (learned tokenizers and classic codecs); times in ms per image."""
+    return _markdown(["tokenizer / codec", "input", "tokens", "bits / image (crops)", "PSNR dB", "SSIM",
+                      "PSNR dB crops", "SSIM crops", "encode ms", "decode ms"],
+                     [_image_cells(r) for r in rows if r["modality"] == "image"])
+
+
+def _speech_cells(r: dict) -> list[str]:
+    g = r.get
+    if "stoi" not in r:  # reference row
+        return [r["tokenizer"], r["input"]] + ["-"] * 5 + [_fmt(g("dnsmos_ovrl"), ".2f"), "-", "-"]
+    rate = f"{r['bits_per_s']:.0f}"
+    if "nominal_bits_per_s" in r and round(r["nominal_bits_per_s"]) != round(r["bits_per_s"]):
+        rate = f"{r['nominal_bits_per_s']:.0f} (file {r['bits_per_s']:.0f})"
+    return [_label(r), r["input"], _fmt(g("tokens_per_s"), ".1f"), rate, f"{r['stoi']:.3f}", f"{r['pesq']:.2f}",
+            f"{r['pesq_nb']:.2f}", _fmt(g("dnsmos_ovrl"), ".2f"), _fmt(g("encode_ms_per_s"), ".1f"),
+            _fmt(g("decode_ms_per_s"), ".1f")]
 
 
 def speech_table(rows: list[dict]) -> str:
     """Markdown table of the speech rows (learned tokenizers, classic codecs, the original)."""
-    lines = ["| tokenizer / codec | coded at | tokens / s | bit/s | STOI | PESQ wb | PESQ nb (8 kHz) | DNSMOS OVRL | "
-             "encode ms/s | decode ms/s |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        if r["modality"] != "audio":
-            continue
-        g = r.get
-        if "stoi" not in r:  # reference row
-            lines.append(f"| {r['tokenizer']} | {r['input']} | - | - | - | - | - | {_fmt(g('dnsmos_ovrl'), '.2f')} "
-                         "| - | - |")
-            continue
-        rate = f"{r['bits_per_s']:.0f}"
-        if "nominal_bits_per_s" in r and round(r["nominal_bits_per_s"]) != round(r["bits_per_s"]):
-            rate = f"{r['nominal_bits_per_s']:.0f} (file {r['bits_per_s']:.0f})"
-        lines.append(f"| {_label(r)} | {r['input']} | {_fmt(g('tokens_per_s'), '.1f')} | {rate} | {r['stoi']:.3f} | "
-                     f"{r['pesq']:.2f} | {r['pesq_nb']:.2f} | {_fmt(g('dnsmos_ovrl'), '.2f')} | "
-                     f"{_fmt(g('encode_ms_per_s'), '.1f')} | {_fmt(g('decode_ms_per_s'), '.1f')} |")
-    return "\n".join(lines)
+    return _markdown(["tokenizer / codec", "coded at", "tokens / s", "bit/s", "STOI", "PESQ wb", "PESQ nb (8 kHz)",
+                      "DNSMOS OVRL", "encode ms/s", "decode ms/s"],
+                     [_speech_cells(r) for r in rows if r["modality"] == "audio"])
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -306,8 +330,15 @@ def _rd_panels(rows: list[dict], thumbs: dict | None) -> list[dict]:
                 if fam:
                     series.append({"label": family, "x": [r.get("rate_bits_per_s", r["bits_per_s"]) for r in fam],
                                    "y": [r[metric] for r in fam]})
-            series += [{"label": r["tokenizer"], "x": [r["bits_per_s"]], "y": [r[metric]], "learned": not r.get("baseline")}
-                       for r in speech if not r.get("classic")]
+            for r in speech:
+                if r.get("classic"):
+                    continue
+                if "curve" in r:
+                    series.append({"label": f"{r['tokenizer']} (first k codebooks)", "x": r["curve"]["bits_per_s"],
+                                   "y": r["curve"][metric], "learned": True})
+                else:
+                    series.append({"label": r["tokenizer"], "x": [r["bits_per_s"]], "y": [r[metric]],
+                                   "learned": not r.get("baseline")})
             panels.append({"title": f"held-out speech: {label}", "xlabel": "bit/s", "ylabel": label, "series": series})
     return panels
 
@@ -400,7 +431,7 @@ def run_demo(out: str | Path = "demo_out", device: str = "cpu", names: list[str]
     (out / "rate_distortion.json").write_text(json.dumps(report, indent=2))
     table = markdown_table(public)
     verdict = verdicts(public)
-    curves = [r for r in public if "curve" in r]
+    curves = [r for r in public if "curve" in r and r["modality"] == "image"]
     curve_md = ""
     for r in curves:
         c = r["curve"]
@@ -409,6 +440,13 @@ def run_demo(out: str | Path = "demo_out", device: str = "cpu", names: list[str]
                      "| tokens | bits | PSNR dB | PSNR dB crops |\n|---|---|---|---|\n"
                      + "".join(f"| {n} | {b:.0f} | {p:.2f} | {pc:.2f} |\n"
                                for n, b, p, pc in zip(c["tokens"], c["bits"], c["psnr"], c["psnr_crops"])))
+    for r in public:
+        if "curve" in r and r["modality"] == "audio":
+            c = r["curve"]
+            curve_md += (f"\n### `{r['tokenizer']}`: quality vs number of residual codebooks decoded\n\n"
+                         "| codebooks | bit/s | STOI | PESQ wb | PESQ nb |\n|---|---|---|---|---|\n"
+                         + "".join(f"| {k} | {b:.0f} | {s_:.3f} | {p:.2f} | {pn:.2f} |\n" for k, b, s_, p, pn in
+                                   zip(c["n_q"], c["bits_per_s"], c["stoi"], c["pesq"], c["pesq_nb"])))
     if thumbs:
         curve_md += ("\nBicubic thumbnails for comparison:\n\n| side | bits | PSNR dB | PSNR dB crops |\n|---|---|---|---|\n"
                      + "".join(f"| {s}x{s} | {b} | {p:.2f} | {pc:.2f} |\n" for s, b, p, pc in
@@ -424,7 +462,7 @@ def run_demo(out: str | Path = "demo_out", device: str = "cpu", names: list[str]
         "JPEG / WebP / Opus count their whole files, Codec2 its nominal rate (file rate in brackets), "
         f"its output aligned for its fixed delay. Times are on this machine ({device}).\n\n" + table
         + "\n\n## Learned tokenizers vs the best classic codec that uses no more bits\n\n" + "\n".join(verdict)
-        + "\n" + ("\n## Quality vs number of tokens\n" + curve_md if curve_md else "") + figures
+        + "\n" + ("\n## Quality vs number of tokens / codebooks\n" + curve_md if curve_md else "") + figures
         + "\nReconstructed speech: `audio/<clip>__<tokenizer or codec>.wav` next to `audio/<clip>__original.wav`.\n")
     print(table)
     print("\n" + "\n".join(verdict))
