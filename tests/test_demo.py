@@ -21,12 +21,13 @@ import zoo
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ("titok_demo64.demo", "wavtokenizer_demo75.demo", "dmel_vocos_demo.demo")
-MAX_TOTAL_BYTES = 20_500_000
+#: every packaged demo weight together (issue 16: under 40 MB)
+MAX_TOTAL_BYTES = 40_000_000
 #: allowed drop below the recorded metric (run-to-run noise of CPU kernels is far smaller)
-MARGIN = {"psnr": 0.25, "ssim": 0.01, "psnr_crops": 0.25, "stoi": 0.015, "pesq": 0.05}
+MARGIN = {"psnr": 0.25, "ssim": 0.01, "psnr_crops": 0.25, "stoi": 0.015, "pesq": 0.05, "pesq_nb": 0.05}
 #: registry ``metrics`` key of each report column
 METRIC_KEYS = {"psnr": "psnr_heldout", "ssim": "ssim_heldout", "psnr_crops": "psnr_heldout_crops",
-               "stoi": "stoi_heldout", "pesq": "pesq_heldout"}
+               "stoi": "stoi_heldout", "pesq": "pesq_heldout", "pesq_nb": "pesq_nb_heldout"}
 
 
 @pytest.fixture
@@ -66,6 +67,16 @@ def test_demo_entries_are_registered_with_packaged_weights():
         assert f"scripts/train.py recipes/demo/{info.arch}.yaml" in header
         assert f"scripts/train.py recipes/demo/{info.arch}.yaml" in info.notes
         assert any(k in info.metrics for k in ("psnr_heldout", "stoi_heldout"))
+    # the other folders initialise a demo recipe (model.init_from): shipped, so the recipes retrain anywhere
+    from zoo.train.recipe import load_recipe
+
+    inits = {Path(load_recipe(r)["model"]["init_from"] or "-").name for r in (ROOT / "recipes" / "demo").glob("*.yaml")}
+    registered = {zoo.get_info(n).arch for n in DEMO}
+    for folder in (ROOT / "zoo" / "weights").iterdir():
+        assert folder.name in registered | inits, f"zoo/weights/{folder.name} is neither a demo tokenizer nor an init"
+        if folder.name not in registered:
+            assert (folder / "training_log.csv").is_file() and (ROOT / "recipes" / "demo" / f"{folder.name}.yaml").is_file()
+            total += sum(p.stat().st_size for p in folder.iterdir())
     assert total <= MAX_TOTAL_BYTES, f"packaged demo weights take {total / 1e6:.1f} MB"
 
 
@@ -163,7 +174,7 @@ def test_demo_writes_report_grid_wavs_and_spectrograms(demo_run):
     out, stdout, rows = demo_run
     names = [r["tokenizer"] for r in rows]
     assert set(DEMO) <= set(names) and "dmel.official" in names
-    assert "| tokenizer |" in stdout and all(n in stdout for n in DEMO)  # the table is printed
+    assert "| tokenizer / codec |" in stdout and all(n in stdout for n in DEMO)  # the tables are printed
     report = (out / "report.md").read_text()
     assert all(n in report for n in DEMO) and "image_grid.png" in report
     for png in ("image_grid.png", "spectrograms.png", "rate_distortion.png"):
@@ -229,4 +240,4 @@ def test_demo_checkpoints_keep_their_held_out_quality(demo_run):
                 floor = recorded[key] - MARGIN[column]
                 assert row[column] >= floor, f"{row['tokenizer']} {column} {row[column]:.3f} < floor {floor:.3f}"
                 checked += 1
-    assert checked == 3 + 2 + 2
+    assert checked == 3 + 3 * sum(zoo.get_info(n).modality == "audio" for n in DEMO)

@@ -20,6 +20,7 @@ import math
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 
 from ..api import Tokenizer, TokenizerOutput, Tokens
 from ..hub import WeightSource
@@ -138,19 +139,21 @@ class WavTokenizer(Tokenizer):
 
     def _quantize(self, latents: torch.Tensor, n_q: int | None = None):
         """Encoder latents ``[B, D, F]`` -> (straight-through quantised latents, ids ``[B, F]`` or
-        ``[B, F, Q]`` (levels past ``n_q`` are -1 in training only), summed losses, first-level stats)."""
+        ``[B, F, Q]`` (levels past ``n_q`` are -1 in training only), losses (residual VQ: the commitment
+        of the latents to the summed codes of the levels used), first-level stats)."""
         if self.num_quantizers == 1:
             q = self.quantizer(latents)
             return q.z_q, q.ids, q.losses, q.stats
-        residual, codes, ids, losses, stats = latents.float(), 0.0, [], {}, None
+        residual, codes, ids, stats = latents.float(), 0.0, [], None
         for level in self._levels()[: n_q or self.num_quantizers]:
             q = level(residual)
             code = q.z_q.detach()  # the code values (a straight-through output equals its code)
             codes, residual = codes + code, residual - code
             ids.append(q.ids)
             stats = q.stats if stats is None else stats
-            for k, v in q.losses.items():
-                losses[k] = losses.get(k, 0.0) + v
+        # one commitment term on the summed codes (not one per level: a first-level term would pull the
+        # encoder onto the first codebook and leave the residual levels nothing to refine)
+        losses = {"commitment": F.mse_loss(latents.float(), codes)} if self.training else {}
         ids = torch.stack(ids, dim=-1)
         if ids.shape[-1] < self.num_quantizers:
             ids = torch.cat([ids, ids.new_full((*ids.shape[:-1], self.num_quantizers - ids.shape[-1]), -1)], dim=-1)
