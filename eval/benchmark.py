@@ -75,7 +75,9 @@ def peak_memory_mb(device: torch.device) -> float:
         return torch.cuda.max_memory_allocated(device) / 2**20
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    # ru_maxrss is the kernel's high-water mark, synced from per-thread RSS counters only every few
+    # dozen page faults: it can trail the current RSS by some pages, so take the larger of the two
+    return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, current_memory_mb())  # KiB on Linux
 
 
 def current_memory_mb() -> float:

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["to_jsonable", "write_report", "render_markdown", "save_figure", "recon_grid", "frame_strips", "audio_comparison",
-           "tokens_curve"]
+__all__ = ["to_jsonable", "write_report", "write_table", "render_markdown", "save_figure", "recon_grid", "frame_strips",
+           "audio_comparison", "tokens_curve"]
 
 
 def to_jsonable(value: Any) -> Any:
@@ -87,6 +87,20 @@ def write_report(out_dir: str | os.PathLike, report: dict) -> tuple[Path, Path]:
             Path(tmp).write_text(text, encoding="utf-8")
         paths.append(out / name)
     return paths[0], paths[1]
+
+
+def write_table(rows: list[dict], out_dir: str | os.PathLike, stem: str, header: list[str],
+                cells) -> Path:
+    """``<stem>.json`` (the rows) and ``<stem>.md`` (a Markdown table: ``header``, then
+    ``cells(row)`` -> one string per column for each row) in ``out_dir``; returns the .md path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(to_jsonable(rows), indent=2))
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cells(r)) + " |" for r in rows]
+    path = out / f"{stem}.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def _plt():

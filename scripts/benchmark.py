@@ -6,6 +6,13 @@ Examples:
   python scripts/benchmark.py --tokenizers flextok_d12_d12 --decode k=1,16,256 --decode steps=8
   python scripts/benchmark.py --compare-dmel --batch-sizes 1,8 --sizes 10,60 --threads 1 --repeats 31
     (the zoo dMel tokenizer against Apple's pip package ``dmel``: identical ids, speed, peak memory)
+  python scripts/benchmark.py --precision --tokenizers 'titok_demo64.demo,wavtokenizer_demo75.demo' --dtype bf16,fp16
+    (per stage against fp32: share of equal ids under reduced-precision encode, decode PSNR, speed)
+  python scripts/benchmark.py --onnx --tokenizers 'titok_demo64.demo,wavtokenizer_demo75.demo' --threads 1
+    (the exported ONNX graphs in onnxruntime against PyTorch on CPU: speed, equal ids, decode difference)
+  python scripts/benchmark.py --compare-tokenize --tokenizers titok_demo64.demo --threads 2 --repeats 3
+    (items/s of `zoo tokenize` against per-file loops of `encode` on the offline photos; add
+     --device cuda --tokenizers titok_l32 --untrained for the GPU number with random weights)
 """
 from __future__ import annotations
 
@@ -50,18 +57,31 @@ def main(argv=None) -> int:
                    help="ONEDNN_PRIMITIVE_CACHE_CAPACITY of the case processes (oneDNN's default 1024 keeps "
                         "scratch memory of cached primitives: 0 lowers the CPU peak by ~100 MB on TiTok-B-64 "
                         "for ~2%% more time)")
+    p.add_argument("--precision", action="store_true",
+                   help="per-stage precision report instead: ids equal to fp32 under each --dtype encode, decode "
+                        "PSNR against fp32, encode / decode times (first --sizes value; packaged weights where "
+                        "the entry ships them, seeded random otherwise)")
+    p.add_argument("--onnx", action="store_true",
+                   help="onnxruntime (exported graphs, CPU) against PyTorch instead (first --sizes value)")
     p.add_argument("--compare-dmel", action="store_true",
                    help="compare dmel.official with the installed `dmel` package instead (sizes = audio seconds)")
+    p.add_argument("--compare-tokenize", action="store_true",
+                   help="items/s of zoo tokenize vs per-file encode loops (eval/tokenize_speed.py)")
+    p.add_argument("--copies", type=int, default=8, help="--compare-tokenize: copies of the offline photos")
+    p.add_argument("--untrained", action="store_true", help="--compare-tokenize: random weights (no download)")
     args = p.parse_args(argv)
     if args.onednn_cache is not None:  # read by oneDNN when the (spawned) case process first uses it
         os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = str(args.onednn_cache)
     if args.compare_dmel:
         return _compare_dmel(args)
+    if args.compare_tokenize:
+        return _compare_tokenize(args)
 
-    names = []
-    for pattern in args.tokenizers.split(","):
-        found = zoo.list_tokenizers(filter=pattern) or ([zoo.get_info(pattern).name] if "*" not in pattern else [])
-        names += [n for n in found if n not in names]
+    names = _names(args.tokenizers)
+    if args.precision:
+        return _precision(args, names)
+    if args.onnx:
+        return _onnx(args, names)
     sizes = [float(s) for s in args.sizes.split(",") if s] or [None]
     cases = [Case(name=n, batch_size=int(b), size=s, device=args.device, dtype=d, compile=args.compile,
                   repeats=args.repeats, warmup=args.warmup, decode_kwargs=kw, threads=args.threads)
@@ -71,6 +91,47 @@ def main(argv=None) -> int:
     out = write_report(results, args.out)
     print((out / "results.md").read_text())
     return 1 if any("error" in r for r in results) else 0
+
+
+def _names(patterns: str) -> list[str]:
+    """Comma-separated registry names or globs -> registry names (in order, no repeats)."""
+    import zoo
+
+    names = []
+    for pattern in patterns.split(","):
+        found = zoo.list_tokenizers(filter=pattern) or ([zoo.get_info(pattern).name] if "*" not in pattern else [])
+        names += [n for n in found if n not in names]
+    return names
+
+
+def _precision(args, names: list[str]) -> int:
+    import torch
+
+    from eval.precision import precision_rows, write_precision_report
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sizes = [float(s) for s in args.sizes.split(",") if s] or [None]
+    dtypes = [d for d in args.dtype.split(",") if d]
+    kwargs = _parse_decode(args.decode)[0]
+    rows = []
+    for b in args.batch_sizes.split(","):
+        rows += precision_rows(names, dtypes, batch_size=int(b), size=sizes[0], device=args.device,
+                               repeats=args.repeats, warmup=args.warmup, decode_kwargs=kwargs)
+    print(write_precision_report(rows, args.out).read_text())
+    return 0
+
+
+def _onnx(args, names: list[str]) -> int:
+    from eval.onnx_benchmark import compare_onnx, write_onnx_report
+
+    sizes = [float(s) for s in args.sizes.split(",") if s] or [None]
+    rows = []
+    for b in args.batch_sizes.split(","):
+        rows += compare_onnx(names, batch_size=int(b), size=sizes[0], threads=args.threads, repeats=args.repeats,
+                             warmup=args.warmup)
+    print(write_onnx_report(rows, args.out).read_text())
+    return 0
 
 
 def _compare_dmel(args) -> int:
@@ -86,6 +147,17 @@ def _compare_dmel(args) -> int:
                         warmup=args.warmup, threads=args.threads, memory=not args.no_isolate)
     print(write_dmel_report(rows, args.out).read_text())
     return 0 if all(r["ids_identical"] for r in rows) else 1
+
+
+def _compare_tokenize(args) -> int:
+    from eval.tokenize_speed import compare_tokenize, write_tokenize_report
+
+    name = "titok_demo64.demo" if args.tokenizers == "*" else args.tokenizers
+    batch = 32 if args.batch_sizes == "1" else int(args.batch_sizes.split(",")[-1])  # --batch-sizes default: 32
+    row = compare_tokenize(name, pretrained=not args.untrained, copies=args.copies, repeats=args.repeats,
+                           threads=args.threads, batch_size=batch, device=args.device)
+    print(write_tokenize_report(row, args.out).read_text())
+    return 0
 
 
 if __name__ == "__main__":

@@ -11,27 +11,32 @@ sys.path.insert(0, str(ROOT))
 BEGIN, END = "<!-- model-table:begin -->", "<!-- model-table:end -->"
 
 
+def _weights_and_revision(source) -> tuple[str, str]:
+    """The weights column (hub link, "packaged" or "untrained") and the pinned revision (short hash)."""
+    if source is None:
+        return "untrained", "-"
+    if source.packaged:
+        return "packaged", "in the package"
+    link = f"[{source.hf_repo}](https://huggingface.co/{source.hf_repo})"
+    return link, f"`{source.revision[:10]}`" if source.revision else "main (unpinned)"
+
+
 def model_table() -> str:
     import zoo
 
-    rows = ["| name | modality | tokens | codebook | weights | licence | published |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| name | modality | tokens | codebook | weights | revision | licence | published |",
+            "|---|---|---|---|---|---|---|---|"]
     for name in zoo.list_tokenizers():
         info = zoo.get_info(name)
         tokens = "x".join(map(str, info.token_shape)) if info.token_shape else "-"
         if info.modality == "audio" and info.token_shape:
             tokens += " /s"
-        if info.source is None:
-            weights = "untrained"
-        elif info.source.packaged:
-            weights = "packaged"
-        else:
-            weights = f"[{info.source.hf_repo}](https://huggingface.co/{info.source.hf_repo})"
+        weights, revision = _weights_and_revision(info.source)
         published = ", ".join(f"{k} {v}" for k, v in info.metrics.items()) or "-"
         codebook = info.codebook_size
         if isinstance(codebook, (tuple, list)):  # parallel codebooks: "80 x 16" rather than 80 numbers
             codebook = f"{len(codebook)} x {codebook[0]}" if len(set(codebook)) == 1 else ", ".join(map(str, codebook))
-        rows.append(f"| `{name}` | {info.modality} | {tokens} | {codebook} | {weights} | "
+        rows.append(f"| `{name}` | {info.modality} | {tokens} | {codebook} | {weights} | {revision} | "
                     f"{info.license or '-'} | {published} |")
     return "\n".join(rows)
 

@@ -67,6 +67,18 @@ def golden_cases(family: str) -> list[str]:
     return sorted(names)
 
 
+def pytest_collection_modifyitems(config, items):
+    """``cuda``-marked tests need a CUDA device: skipped with the reason where there is none
+    (``ZOO_CUDA_TESTS_ON_CPU=1`` runs them on the CPU instead: the device check's dry run)."""
+    if torch.cuda.is_available() or os.environ.get("ZOO_CUDA_TESTS_ON_CPU") == "1":
+        return
+    skip = pytest.mark.skip(reason="no CUDA device here (torch.cuda.is_available() is False); "
+                                   "scripts/device_check.sh runs these on a GPU")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def photo_batch() -> torch.Tensor:
     """Four real photos ``[4, 3, 64, 64]`` in [0, 1] (mate-backgrounds)."""
@@ -94,3 +106,20 @@ def speech_clip():
         return load_speech(path, sample_rate, max_seconds=seconds)[None]
 
     return make
+
+
+def register_golden_entry(monkeypatch, base: str, tok) -> str:
+    """Register, for one test, a copy of the registry entry ``base`` (same weight source, files and
+    converter) whose architecture is ``tok``'s, e.g. a small model converted from a golden fixture:
+    the registry's folder / hub-cache / converted-cache mechanics can then be tested on fixture-sized
+    checkpoints, which the real entry refuses (they are not the model it advertises). Returns its name."""
+    from dataclasses import replace
+
+    import zoo.registry as registry
+
+    info = registry.get_info(base)
+    name = f"{info.arch}_golden.test"
+    kwargs = {k: v for k, v in tok.config.items() if k != "tokenizer_class"}
+    entry = replace(info, name=name, kwargs=kwargs, codebook_size=tok.codebook_size, token_shape=None, input_size=None)
+    monkeypatch.setitem(registry._REGISTRY, name, entry)
+    return name

@@ -36,7 +36,7 @@ class PatchVQ(Tokenizer):
     def _decode(self, tokens):
         h, w = tokens.input_shape or (32, 32)
         ids = tokens.ids.view(-1, h // self.patch, w // self.patch)
-        return self.dec(self.quant.ids_to_latents(ids)).clamp(0, 1)
+        return self.dec(self.quant.ids_to_latents(ids))
 
     def forward(self, x):
         out = self.quant(self.enc(x))

@@ -1,12 +1,13 @@
 """Atomic, safe state-dict I/O."""
+import argparse
 import os
 import pickle
 
 import pytest
 import torch
 
-from zoo.checkpoint import (CheckpointMismatchError, atomic_path, load_state_dict_file, load_state_dict_strict,
-                            parameters_on_meta, read_safetensors, save_state_dict)
+from zoo.checkpoint import (CheckpointMismatchError, atomic_path, load_on_meta, load_state_dict_file,
+                            load_state_dict_strict, parameters_on_meta, read_safetensors, save_state_dict)
 
 
 class Evil:
@@ -28,6 +29,66 @@ def test_torch_file_with_pickled_code_is_refused(tmp_path):
     with pytest.raises(CheckpointMismatchError, match="weights_only"):
         load_state_dict_file(path)
     assert not os.path.exists("/tmp/zoo_should_not_exist")
+
+
+class TrainingConfig:
+    """A harmless custom class: still not allow-listed, so a file pickling it is refused."""
+
+    def __init__(self):
+        self.lr = 1e-4
+
+
+def test_released_fqgan_format_with_argparse_namespace_loads(tmp_path):
+    """FQGAN / TokenFlow releases: {"model", "ema", "args": argparse.Namespace(...)} (+ training state)."""
+    sd = {"w": torch.randn(3, 2), "quantize_vis.codebook_used": torch.zeros(4)}
+    args = argparse.Namespace(vq_model="VQ-8", codebook_size=16384, image_size=256, with_disentanglement=True,
+                              disentanglement_ratio=0.1, data_path=None, milestones=[1, 2])
+    torch.save({"model": sd, "ema": {k: v + 1 for k, v in sd.items()}, "steps": 400000, "args": args},
+               tmp_path / "fqgan_dual_ds8.pt")
+    ckpt = load_state_dict_file(tmp_path / "fqgan_dual_ds8.pt")
+    assert ckpt["args"] == vars(args) and isinstance(ckpt["args"], dict)  # a plain dict, not the class
+    assert torch.equal(ckpt["ema"]["w"], sd["w"] + 1) and ckpt["steps"] == 400000
+    # the allow-list is scoped to the zoo's loader: plain torch.load(weights_only=True) still refuses it
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(tmp_path / "fqgan_dual_ds8.pt", weights_only=True)
+
+
+def test_any_other_pickled_class_is_refused_by_name(tmp_path):
+    torch.save({"model": {"w": torch.ones(2)}, "args": TrainingConfig()}, tmp_path / "custom.pt")
+    with pytest.raises(CheckpointMismatchError, match=r"TrainingConfig.*not allow-listed.*argparse.Namespace"):
+        load_state_dict_file(tmp_path / "custom.pt")
+    # a Namespace carrying a disallowed object inside is refused as well
+    torch.save({"args": argparse.Namespace(cfg=TrainingConfig())}, tmp_path / "nested.pt")
+    with pytest.raises(CheckpointMismatchError, match="TrainingConfig"):
+        load_state_dict_file(tmp_path / "nested.pt")
+    with open(tmp_path / "evil.pt", "wb") as f:
+        pickle.dump({"args": argparse.Namespace(x=Evil())}, f)
+    with pytest.raises(CheckpointMismatchError, match="weights_only"):
+        load_state_dict_file(tmp_path / "evil.pt")
+    assert not os.path.exists("/tmp/zoo_should_not_exist")
+
+
+def test_load_on_meta_reads_shapes_only(tmp_path):
+    sd = {"a.weight": torch.randn(4, 4), "a.bias": torch.randn(4), "b.weight": torch.randn(4, 4),
+          "b.bias": torch.randn(4), "count": torch.zeros(())}
+    save_state_dict(sd, tmp_path / "m.safetensors")
+    torch.save({"state_dict": sd, "args": argparse.Namespace(n=1)}, tmp_path / "m.ckpt")
+    with load_on_meta():
+        st = load_state_dict_file(tmp_path / "m.safetensors")
+        pt = load_state_dict_file(tmp_path / "m.ckpt")
+        with parameters_on_meta():
+            model = _Tied()
+        load_state_dict_strict(model, st)
+    for loaded in (st, pt["state_dict"]):
+        assert all(v.is_meta and v.shape == sd[k].shape and v.dtype == sd[k].dtype for k, v in loaded.items())
+    assert pt["args"] == {"n": 1}
+    assert model.a.weight.is_meta and model.a.weight.shape == (4, 4)
+    # outside the context the same files give data, and a meta tensor left in a model is an error
+    assert torch.equal(load_state_dict_file(tmp_path / "m.safetensors")["a.bias"], sd["a.bias"])
+    with parameters_on_meta():
+        model = _Tied()
+    with pytest.raises(CheckpointMismatchError, match="meta"):
+        load_state_dict_strict(model, {k: v.to("meta") for k, v in sd.items()})
 
 
 def test_plain_torch_checkpoint_loads(tmp_path):

@@ -116,6 +116,15 @@ def test_torch_hub_local_loads_packaged_weights(no_network):
 # ----------------------------------------------------------------------------- retraining
 #: steps of the recorded recipe retrained by the reproduction test (every recipe logs every 20 steps)
 REPRO_STEPS = 40
+#: Training is chaotic: kernels that round differently (another CPU's ISA, another thread count) change
+#: a VQ assignment or an EMA update somewhere, and the difference grows with the steps. Largest relative
+#: deviation of any logged loss at steps 20 / 40 from the shipped logs, measured with the shipped recipes:
+#: Intel AMX 1 thread 0.14 %, 2 threads 1.6 %; oneDNN/MKL limited to AVX2 1 thread 0.33 %, 2 threads
+#: 1.8 %; an AMD AVX2 machine 0.47 % at step 20 (issue 15); TiTok reproduced exactly in every case.
+#: The bound is 2.8x the largest of these. Another seed moves at least one logged loss of every recipe
+#: by more (seed=1, largest deviation: TiTok 36 %, WavTokenizer 11 %, dMel vocoder 8.9 %), so a changed
+#: seed, data order, initialisation or recipe still fails here.
+REPRO_REL = 0.05
 
 
 @pytest.fixture
@@ -152,7 +161,7 @@ def test_recorded_recipe_reproduces_the_shipped_training_run(name, tmp_path, one
         assert sorted(ours) == [20, 40], key
         for step, value in ours.items():
             recorded = dict(shipped[key])[step]
-            assert value == pytest.approx(recorded, rel=1e-4, abs=1e-7), f"{name} {key} at step {step}"
+            assert value == pytest.approx(recorded, rel=REPRO_REL, abs=1e-7), f"{name} {key} at step {step}"
 
 
 # ----------------------------------------------------------------------------- the main job

@@ -42,6 +42,20 @@ def num_params(name: str) -> int:
 
 
 PARAMS = {name: num_params(name) for name in ARCHS}
+
+
+def _smallest_per_class() -> list[str]:
+    """The smallest registered architecture of every Tokenizer class."""
+    best: dict[type, str] = {}
+    for name in ARCHS:
+        with torch.device("meta"):
+            cls = type(zoo.create_tokenizer(name, pretrained=False))
+        if cls not in best or PARAMS[name] < PARAMS[best[cls]]:
+            best[cls] = name
+    return sorted(best.values())
+
+
+SMALLEST = _smallest_per_class()
 ROUND_TRIP = [n for n in ARCHS if PARAMS[n] <= ROUND_TRIP_MAX_PARAMS]
 SAVE = [n for n in ARCHS if PARAMS[n] <= SAVE_MAX_PARAMS]
 
@@ -112,6 +126,35 @@ def test_every_entry_builds_at_published_size(name):
     elif info.token_shape is not None and info.input_size is not None:
         shape = (3, *info.input_size)
         assert tuple(tok.token_shape(shape)) == tuple(info.token_shape), name
+
+
+@pytest.mark.parametrize("name", SMALLEST)
+def test_decode_keywords_are_uniform(name):
+    """Every tokenizer: decode takes clamp (default: the output clipped to input_range; False: the raw
+    decoder output) and raises TypeError for an unknown keyword; so does encode."""
+    info = get_info(name)
+    torch.manual_seed(0)
+    tok = zoo.create_tokenizer(name, pretrained=False).eval()
+    x = real_input(info, tok)
+    tokens = tok.encode(x)
+    params = inspect.signature(tok._decode).parameters
+    assert not any(p.kind is p.VAR_KEYWORD for p in params.values()), "_decode must name its keywords"
+
+    def decode(**kw):  # samplers get the same seed on every call
+        if "generator" in params:
+            kw["generator"] = torch.Generator().manual_seed(0)
+        return tok.decode(tokens, **decode_kwargs(tok), **kw)
+
+    with pytest.raises(TypeError, match=r"unexpected keyword argument.*'no_such_option'.*clamp"):
+        decode(no_such_option=1)
+    with pytest.raises(TypeError, match="no_such_option"):
+        tok.encode(x, no_such_option=1)
+    raw, default = decode(clamp=False), decode()
+    lo, hi = tok.input_range
+    # the same decoder run twice on the same ids (identical kernels, identical data): exact
+    assert torch.equal(default, raw.clamp(lo, hi))
+    assert torch.equal(decode(clamp=True), default)
+    assert float(default.min()) >= lo and float(default.max()) <= hi
 
 
 @pytest.mark.slow

@@ -7,8 +7,9 @@
 >>> recon = tok.decode(tokens)
 """
 from .api import Tokenizer, TokenizerOutput, Tokens, from_pretrained
-from .checkpoint import CheckpointMismatchError
+from .checkpoint import CheckpointMismatchError, load_on_meta
 from .convert import list_converters, load_official
+from .convert.architecture import ArchitectureMismatchError
 from .hub import WeightsNotFoundError
 from .registry import create_tokenizer, get_info, list_tokenizers, register_tokenizer
 
@@ -16,4 +17,5 @@ __version__ = "0.1.0"
 
 __all__ = ["Tokenizer", "TokenizerOutput", "Tokens", "from_pretrained", "create_tokenizer", "get_info",
            "list_tokenizers", "register_tokenizer", "load_official", "list_converters",
-           "CheckpointMismatchError", "WeightsNotFoundError", "__version__"]
+           "CheckpointMismatchError", "ArchitectureMismatchError", "WeightsNotFoundError", "load_on_meta",
+           "__version__"]

@@ -7,6 +7,7 @@ run under ``torch.inference_mode()`` and return / accept :class:`Tokens`.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from dataclasses import dataclass, field, replace
@@ -18,7 +19,9 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from .checkpoint import load_state_dict_strict, parameters_on_meta
-from .validate import validate_audio, validate_ids, validate_image, validate_video
+from .modality import Modality, modality_named
+from .precision import precision_context, resolve_precision, to_float32
+from .validate import validate_ids
 
 __all__ = ["Tokens", "TokenizerOutput", "Tokenizer", "tokenizer_class"]
 
@@ -121,13 +124,21 @@ class Tokenizer(nn.Module, PyTorchModelHubMixin, library_name="tokenizer-zoo",
                 repo_url="https://github.com/tokenizer-zoo/tokenizer-zoo", tags=["tokenizer-zoo"]):
     """Base class of every zoo tokenizer.
 
-    Subclasses set ``modality`` and implement ``_encode(x) -> Tokens``,
-    ``_decode(tokens, **kw) -> Tensor`` and ``forward(x) -> TokenizerOutput``. Their
+    Subclasses set ``modality`` (``"image"`` / ``"video"`` / ``"audio"``, turned into the
+    :mod:`zoo.modality` object, a ``str`` equal to that name) and implement
+    ``_encode(x, *, family keywords) -> Tokens``, ``_decode(tokens, *, family keywords) -> Tensor``
+    (unclamped: :meth:`decode` applies the common ``clamp`` keyword) and
+    ``forward(x) -> TokenizerOutput``; ``_encode`` / ``_decode`` name their keywords explicitly (no
+    ``**kwargs``), so a misspelt keyword raises. Their
     ``__init__`` takes only JSON-serialisable keyword arguments: that is the config written
     by ``save_pretrained``.
     """
 
-    modality: ClassVar[str] = ""
+    modality: ClassVar[Modality | str] = ""
+    #: the input size the model is built for: ``(H, W)`` images, ``(T, H, W)`` video, None for audio
+    input_size: ClassVar[tuple[int, ...] | None] = None
+    #: None: only ``input_size`` is accepted; an int m: any height and width divisible by m
+    input_multiple: ClassVar[int | None] = None
     #: value range of the signal ``encode`` takes and ``decode`` returns
     input_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     #: name of the decode keyword that truncates the token sequence ("length" for
@@ -136,7 +147,14 @@ class Tokenizer(nn.Module, PyTorchModelHubMixin, library_name="tokenizer-zoo",
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        _TOKENIZER_CLASSES[cls.__name__] = cls
+        declared = cls.__dict__.get("modality")
+        if isinstance(declared, str) and declared and not isinstance(declared, Modality):
+            cls.modality = modality_named(declared)
+        known = _TOKENIZER_CLASSES.get(cls.__name__)
+        # tracers (torch.export's module-stack proxies) derive same-named subclasses of a model class
+        # while tracing: those must not replace the class that configs name
+        if known is None or not issubclass(cls, known):
+            _TOKENIZER_CLASSES[cls.__name__] = cls
 
     # ----------------------------------------------------------------- properties
     @property
@@ -171,15 +189,9 @@ class Tokenizer(nn.Module, PyTorchModelHubMixin, library_name="tokenizer-zoo",
     # ----------------------------------------------------------------- validation
     def validate_input(self, x: torch.Tensor) -> torch.Tensor:
         """Check and normalise an input batch (dtype float, range, shape); returns it on ``self.device``."""
-        if self.modality == "image":
-            x = validate_image(x)
-        elif self.modality == "video":
-            x = validate_video(x)
-        elif self.modality == "audio":
-            x = validate_audio(x)
-        else:
+        if not isinstance(self.modality, Modality):
             raise NotImplementedError(f"{type(self).__name__} has no modality set")
-        return x.to(self.device)
+        return self.modality.validate(x).to(self.device)
 
     def _as_tokens(self, tokens: Tokens | torch.Tensor) -> Tokens:
         if isinstance(tokens, torch.Tensor):
@@ -189,27 +201,72 @@ class Tokenizer(nn.Module, PyTorchModelHubMixin, library_name="tokenizer-zoo",
         validate_ids(tokens.ids, self.codebook_size)
         return tokens.to(self.device)
 
+    # ----------------------------------------------------------------- precision
+    def set_precision(self, encode=None, decode=None) -> "Tokenizer":
+        """Default compute precision of each stage (see :mod:`zoo.precision`): ``torch.float32`` /
+        ``torch.bfloat16`` / ``torch.float16`` or ``"fp32"`` / ``"bf16"`` / ``"fp16"``; None keeps
+        the stage at its default (float32, or an enclosing autocast). A ``dtype=`` given to
+        ``encode`` / ``decode`` overrides it for that call. Returns ``self``."""
+        enc, dec = resolve_precision(encode), resolve_precision(decode)
+        self._stage_precision = {"encode": enc, "decode": dec}
+        return self
+
+    @property
+    def precision(self) -> dict[str, torch.dtype | None]:
+        """The stage defaults set by :meth:`set_precision`: ``{"encode": dtype|None, "decode": dtype|None}``."""
+        return dict(getattr(self, "_stage_precision", None) or {"encode": None, "decode": None})
+
+    def _stage_context(self, stage: str, dtype):
+        chosen = resolve_precision(dtype)
+        if chosen is None:
+            chosen = self.precision[stage]
+        return precision_context(self.device, chosen)
+
     # ----------------------------------------------------------------- public API
-    def encode(self, x: torch.Tensor, **kwargs) -> Tokens:
-        """Signal -> :class:`Tokens` (inference: no grad, eval semantics are the caller's choice)."""
+    def encode(self, x: torch.Tensor, dtype=None, **kwargs) -> Tokens:
+        """Signal -> :class:`Tokens` (inference: no grad, eval semantics are the caller's choice).
+
+        dtype: compute precision of this call (``"fp32"`` / ``"bf16"`` / ``"fp16"`` or a torch
+        dtype; default: :meth:`set_precision`'s). Ids are int64 and float extras float32 whatever it is.
+        Other keywords are family-specific (e.g. ``sample_rate`` for audio); an unknown keyword raises
+        ``TypeError``.
+        """
+        _check_keywords(self._encode, kwargs, "encode", type(self).__name__, common=("dtype",))
         x = self.validate_input(x)
-        with torch.inference_mode():
-            return self._encode(x, **kwargs)
+        with torch.inference_mode(), self._stage_context("encode", dtype):
+            tokens = self._encode(x, **kwargs)
+        tokens.extras = to_float32(tokens.extras)
+        return tokens
 
-    def decode(self, tokens: Tokens | torch.Tensor, **kwargs) -> torch.Tensor:
-        """:class:`Tokens` (or ids) -> signal in ``input_range``."""
+    def decode(self, tokens: Tokens | torch.Tensor, *, clamp: bool = True, dtype=None, **kwargs) -> torch.Tensor:
+        """:class:`Tokens` (or ids) -> float32 signal (images / video ``[B, 3, ...]``, audio ``[B, T]``).
+
+        clamp: every tokenizer takes it. True (default): the output is clipped to ``input_range``
+            ([0, 1] for images and video, [-1, 1] for audio). False: the raw decoder output, which
+            can lie slightly outside that range (what parity tests and unbiased metrics compare).
+        dtype: compute precision of this call (as for :meth:`encode`); the output is float32.
+        Family-specific keywords are documented on each class's ``_decode``: ``length`` (TiTok,
+        One-D-Piece), ``text_guidance`` (TA-TiTok), ``k`` / ``steps`` / ``guidance`` / ``apg`` /
+        ``noise`` / ``generator`` (FlexTok), ``bandwidth_id`` / ``trim`` (WavTokenizer),
+        ``vocoder`` / ``griffin_lim_iters`` / ``generator`` (dMel). An unknown keyword raises
+        ``TypeError`` naming the accepted ones.
+        """
+        _check_keywords(self._decode, kwargs, "decode", type(self).__name__, common=("clamp", "dtype"))
         tokens = self._as_tokens(tokens)
-        with torch.inference_mode():
-            return self._decode(tokens, **kwargs)
+        with torch.inference_mode(), self._stage_context("decode", dtype):
+            out = self._decode(tokens, **kwargs)
+        out = to_float32(out)
+        return out.clamp(*self.input_range) if clamp else out
 
-    def reconstruct(self, x: torch.Tensor, **kwargs) -> torch.Tensor:
-        """``decode(encode(x))``; keyword arguments go to ``decode``."""
-        return self.decode(self.encode(x), **kwargs)
+    def reconstruct(self, x: torch.Tensor, encode_dtype=None, decode_dtype=None, **kwargs) -> torch.Tensor:
+        """``decode(encode(x))``; keyword arguments go to ``decode``; each stage in its own precision."""
+        return self.decode(self.encode(x, dtype=encode_dtype), dtype=decode_dtype, **kwargs)
 
-    def _encode(self, x: torch.Tensor, **kwargs) -> Tokens:
+    def _encode(self, x: torch.Tensor) -> Tokens:
         raise NotImplementedError
 
-    def _decode(self, tokens: Tokens, **kwargs) -> torch.Tensor:
+    def _decode(self, tokens: Tokens) -> torch.Tensor:
+        """Tokens (validated, on the model's device) -> the UNCLAMPED signal; :meth:`decode` clamps."""
         raise NotImplementedError
 
     # ----------------------------------------------------------------- persistence
@@ -241,7 +298,23 @@ class Tokenizer(nn.Module, PyTorchModelHubMixin, library_name="tokenizer-zoo",
         with parameters_on_meta():  # the checkpoint tensors become the parameters (no second copy)
             model = cls(**model_kwargs)
         load_state_dict_strict(model, weights, source=str(model_id))
+        if any(p.is_meta for p in model.parameters()):  # read inside zoo.checkpoint.load_on_meta: shapes only
+            return model.eval()
         return model.to(map_location).eval()
+
+
+def _check_keywords(fn, kwargs: dict, what: str, owner: str, common: tuple[str, ...] = ()) -> None:
+    """``TypeError`` naming the accepted keywords when ``kwargs`` holds one ``fn`` does not take."""
+    if not kwargs:
+        return
+    params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)][1:]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise TypeError(f"{owner}.{what}() got unexpected keyword argument(s) {unknown}; "
+                        f"it takes {sorted(set(common) | set(accepted)) or 'none'}")
 
 
 def read_zoo_config(path_or_repo: str | os.PathLike, revision: str | None = None) -> dict[str, Any]:

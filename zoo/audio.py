@@ -6,11 +6,34 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
 
-__all__ = ["load_audio", "save_audio", "resample", "to_mono"]
+__all__ = ["read_audio", "load_audio", "save_audio", "resample", "to_mono"]
+
+
+def read_audio(source: str | os.PathLike | IO[bytes]) -> tuple[torch.Tensor, int]:
+    """Read wav/flac/ogg from a path or binary file object -> ``(wave [C, T] float32 in [-1, 1], rate)``.
+
+    Raises ``FileNotFoundError`` for a missing path and ``ValueError`` for a file that cannot be
+    decoded or holds no samples.
+    """
+    import soundfile as sf
+
+    name = getattr(source, "name", source)
+    if isinstance(source, (str, os.PathLike)) and not Path(source).is_file():
+        raise FileNotFoundError(f"audio file not found: {source}")
+    try:
+        data, rate = sf.read(source if not isinstance(source, os.PathLike) else str(source), dtype="float32",
+                             always_2d=True)  # [T, C]
+    except RuntimeError as e:  # soundfile.LibsndfileError: not a readable audio file
+        raise ValueError(f"cannot read audio {name}: {e}") from None
+    wave = torch.from_numpy(np.ascontiguousarray(data.T))
+    if wave.shape[-1] == 0:
+        raise ValueError(f"{name} holds no samples")
+    return wave, int(rate)
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int | None = None, mono: bool = True,
@@ -19,15 +42,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None, mono: bo
 
     sample_rate: resample to this rate (returned rate is then ``sample_rate``).
     """
-    import soundfile as sf
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"audio file not found: {path}")
-    data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # [T, C]
-    wave = torch.from_numpy(np.ascontiguousarray(data.T))
-    if wave.shape[-1] == 0:
-        raise ValueError(f"{path} holds no samples")
+    wave, rate = read_audio(path)
     if mono:
         wave = to_mono(wave)
     if sample_rate is not None and sample_rate != rate:

@@ -1,4 +1,4 @@
-"""Command line: ``python -m zoo {list,info,encode,decode,reconstruct,convert,train,eval,demo}``.
+"""Command line: ``python -m zoo {list,info,encode,decode,reconstruct,tokenize,convert,export,train,eval,demo}``.
 
 Tokens are written as ``.pt`` (``Tokens.state()``: ids plus what decode needs, loaded with
 ``weights_only=True``) or ``.npy`` (ids only).
@@ -11,9 +11,6 @@ from pathlib import Path
 
 __all__ = ["main"]
 
-IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
-AUDIO_EXT = {".wav", ".flac", ".ogg"}
-
 
 def _tokenizer(args):
     import zoo
@@ -24,41 +21,13 @@ def _tokenizer(args):
                                 weights=args.weights).to(args.device).eval()
 
 
-def _read_signal(tok, path: Path):
-    import torch
-
-    if tok.modality == "image":
-        from .data.offline import load_photo
-
-        return load_photo(path, size=None)[None]
-    if tok.modality == "audio":
-        from .audio import load_audio
-
-        wave, _ = load_audio(path, sample_rate=tok.sample_rate)
-        return wave.clamp(-1, 1)
-    if tok.modality == "video":
-        from torchvision.io import read_video
-
-        frames, _, _ = read_video(str(path), pts_unit="sec", output_format="TCHW")
-        return (frames.permute(1, 0, 2, 3)[None].float() / 255.0).to(torch.float32)
-    raise ValueError(f"unsupported modality {tok.modality}")
-
-
-def _write_signal(tok, x, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if tok.modality == "image":
-        from torchvision.utils import save_image
-
-        save_image(x.float().clamp(0, 1), str(path))
-    elif tok.modality == "audio":
-        from .audio import save_audio
-
-        save_audio(path, x.reshape(-1), tok.sample_rate)
-    else:
-        from torchvision.io import write_video
-
-        frames = (x[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 3, 0).cpu()
-        write_video(str(path), frames, fps=8)
+def _read_signal(tok, args):
+    """The input file as a batch of one on ``args.device``, after the tokenizer's input protocol
+    (``zoo.modality``); prints what was done to the file."""
+    protocol = tok.modality.protocol(tok, size=getattr(args, "size", None), strict=args.strict_input)
+    x, note = tok.modality.load(Path(args.input), protocol)
+    print(f"{args.input}: {note}")
+    return x[None].to(args.device)
 
 
 def _save_tokens(tokens, path: Path) -> None:
@@ -103,7 +72,7 @@ def cmd_info(args) -> int:
 
 def cmd_encode(args) -> int:
     tok = _tokenizer(args)
-    tokens = tok.encode(_read_signal(tok, Path(args.input)).to(args.device))
+    tokens = tok.encode(_read_signal(tok, args))
     _save_tokens(tokens, Path(args.output))
     print(f"{args.input}: {tuple(tokens.ids.shape)} tokens -> {args.output}")
     return 0
@@ -112,17 +81,28 @@ def cmd_encode(args) -> int:
 def cmd_decode(args) -> int:
     tok = _tokenizer(args)
     x = tok.decode(_load_tokens(Path(args.input)))
-    _write_signal(tok, x, Path(args.output))
+    tok.modality.write(Path(args.output), x, tok)
     print(f"{args.input} -> {args.output}")
     return 0
 
 
 def cmd_reconstruct(args) -> int:
     tok = _tokenizer(args)
-    x = tok.reconstruct(_read_signal(tok, Path(args.input)).to(args.device))
-    _write_signal(tok, x, Path(args.output))
+    x = tok.reconstruct(_read_signal(tok, args))
+    tok.modality.write(Path(args.output), x, tok)
     print(f"{args.input} -> {args.output}")
     return 0
+
+
+def cmd_tokenize(args) -> int:
+    from .tokenize import tokenize_dataset
+
+    manifest = tokenize_dataset(args.tokenizer, args.input, args.output_dir, pretrained=args.pretrained,
+                                weights=args.weights, batch_size=args.batch_size, num_workers=args.num_workers,
+                                shard_size=args.shard_size, device=args.device, dtype=args.dtype,
+                                resume=args.resume, flip=args.flip, ten_crop=args.ten_crop, size=args.size,
+                                strict_input=args.strict_input, progress=not args.quiet)
+    return 0 if "rank" in manifest or manifest["num_errors"] == 0 or not args.fail_on_error else 1
 
 
 def cmd_convert(args) -> int:
@@ -131,6 +111,31 @@ def cmd_convert(args) -> int:
     tok = zoo.load_official(args.family, args.state_dict, args.config)
     tok.save_pretrained(args.out)
     print(f"converted {args.family} checkpoint -> {args.out} (zoo format; load with zoo.from_pretrained)")
+    return 0
+
+
+def cmd_export(args) -> int:
+    import torch
+
+    import zoo
+    from .export import ExportError, export_onnx
+
+    if Path(args.tokenizer).is_dir():
+        tok = zoo.from_pretrained(args.tokenizer)
+    else:
+        info = zoo.get_info(args.tokenizer)
+        use_weights = args.weights is not None or (info.pretrained and not args.random_weights)
+        torch.manual_seed(args.seed)
+        tok = zoo.create_tokenizer(args.tokenizer, pretrained=use_weights, weights=args.weights)
+    parts = tuple(p for p in args.parts.split(",") if p)
+    try:
+        meta = export_onnx(tok, args.out, name=args.tokenizer, parts=parts, opset=args.opset)
+    except ExportError as e:
+        print(f"zoo export: {e}", file=sys.stderr)
+        return 2
+    files = ", ".join(g["file"] for g in meta["graphs"].values())
+    print(f"{args.tokenizer} -> {args.out}: {files}, metadata.json (opset {meta['opset']}, "
+          f"weights sha256 {meta['weights_sha256'][:12]})")
     return 0
 
 
@@ -165,7 +170,36 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--pretrained", action="store_true", help="load the registry entry's weights")
         s.add_argument("--weights", help="local folder or file with the weights")
         s.add_argument("--device", default="cpu")
+        if name != "decode":
+            s.add_argument("--size", type=int, help="image / frame side to resize + centre-crop to (tokenizers "
+                           "that take several sizes; default: the tokenizer's own input size, or the file's)")
+            s.add_argument("--strict-input", action="store_true", help="refuse a file that does not already "
+                           "match the tokenizer's input (size, channels, sample rate) instead of converting it")
         s.set_defaults(fn=fn)
+
+    s = sub.add_parser("tokenize", help="a whole dataset -> sharded Parquet token ids (torchrun for several "
+                       "processes / nodes)")
+    s.add_argument("tokenizer", help="registry name or zoo-format folder")
+    s.add_argument("input", help="folder (class sub-folders -> labels), .jsonl manifest of {path, label}, or "
+                   "WebDataset .tar path / glob / {000..009} pattern")
+    s.add_argument("output_dir")
+    s.add_argument("--pretrained", action="store_true", help="load the registry entry's weights")
+    s.add_argument("--weights", help="local folder or file with the weights")
+    s.add_argument("--batch-size", type=int, default=32, help="items per encode call (equal shapes only)")
+    s.add_argument("--num-workers", type=int, default=None, help="DataLoader reader processes (default min(4, CPUs))")
+    s.add_argument("--shard-size", type=int, default=1000, help="inputs per Parquet shard")
+    s.add_argument("--device", default=None, help="default: cuda when available (cuda:LOCAL_RANK per rank)")
+    s.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="encode precision (autocast)")
+    s.add_argument("--resume", action="store_true", help="continue a killed run: completed shards are kept")
+    s.add_argument("--flip", action="store_true", help="also tokenize the mirrored image (column view)")
+    s.add_argument("--ten-crop", action="store_true", help="4 corner + centre crops of the image resized to 1.1x "
+                   "the input size, and their mirrors (column view)")
+    s.add_argument("--size", type=int, help="image / frame side for tokenizers that take several sizes")
+    s.add_argument("--strict-input", action="store_true", help="record files that do not already match the "
+                   "tokenizer's input as errors instead of converting them")
+    s.add_argument("--fail-on-error", action="store_true", help="exit with status 1 when errors.jsonl is not empty")
+    s.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
+    s.set_defaults(fn=cmd_tokenize)
 
     s = sub.add_parser("convert", help="official checkpoint -> zoo-format folder")
     s.add_argument("family", help="converter name (zoo.list_converters())")
@@ -173,6 +207,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="official config file (json / yaml)")
     s.add_argument("--out", required=True)
     s.set_defaults(fn=cmd_convert)
+
+    s = sub.add_parser("export", help="tokenizer -> encoder.onnx + decoder.onnx + metadata.json")
+    s.add_argument("tokenizer", help="registry name or zoo-format folder (TiTok / One-D-Piece, WavTokenizer, dMel)")
+    s.add_argument("out", help="output folder")
+    s.add_argument("--format", choices=["onnx"], default="onnx")
+    s.add_argument("--weights", help="local folder or file with the registry entry's weights")
+    s.add_argument("--random-weights", action="store_true",
+                   help="export the architecture with seeded random weights (no download), e.g. for benchmarks")
+    s.add_argument("--seed", type=int, default=0, help="seed of --random-weights")
+    s.add_argument("--parts", default="encoder,decoder", help="encoder,decoder (default) or one of them")
+    s.add_argument("--opset", type=int, default=18)
+    s.set_defaults(fn=cmd_export)
 
     for name, helptext in (("train", "scripts/train.py RECIPE [key=value ...] [--resume]"),
                            ("eval", "scripts/evaluate.py --tokenizer ... --data ... --metrics ..."),

@@ -14,7 +14,8 @@ from typing import Any, Callable
 
 from .hub import WeightSource, converted_cache_dir, resolve_source
 
-__all__ = ["TokenizerInfo", "register_tokenizer", "create_tokenizer", "list_tokenizers", "get_info"]
+__all__ = ["TokenizerInfo", "register_tokenizer", "create_tokenizer", "list_tokenizers", "get_info",
+           "check_advertised"]
 
 log = logging.getLogger(__name__)
 
@@ -160,15 +161,61 @@ def _load_pretrained(info: TokenizerInfo, revision=None, weights=None, **kwargs)
         tok = from_pretrained(folder, **kwargs)
     else:
         cache = converted_cache_dir(info.name, source) if weights is None and revision is None else None
+        arch = {**info.kwargs, **kwargs}
+        tok = None
         if cache is not None and (cache / "model.safetensors").is_file():
-            tok = from_pretrained(cache, **kwargs)
-        else:
+            tok = _cached_conversion(info, cache, arch, **kwargs)
+        if tok is None:
             files = resolve_source(source, weights=weights, revision=revision)
-            tok = load_official(source.converter, files.get("weights"), files.get("config"),
-                                files=files, **kwargs)
-            if cache is not None:
+            # the entry's architecture fills what the checkpoint does not store and is checked
+            # against what it does (a disagreement raises instead of loading another model)
+            tok = load_official(source.converter, files.get("weights"), files.get("config"), files=files,
+                                arch=arch, **kwargs)
+            if cache is not None and not any(p.is_meta for p in tok.parameters()):
                 try:
                     tok.save_pretrained(cache)
                 except OSError as e:  # a read-only cache must not stop loading
                     log.warning("could not cache the converted %s at %s: %s", info.name, cache, e)
+    if not kwargs:
+        check_advertised(info, tok)
     return tok.eval()
+
+
+def _cached_conversion(info: TokenizerInfo, cache, arch: dict, **kwargs):
+    """The cached zoo-format conversion, or None when it is not this entry's architecture (a cache
+    written by an older converter): it is then converted again and the cache overwritten."""
+    from .api import from_pretrained
+    from .convert.architecture import ArchitectureMismatchError, check_same_architecture
+
+    tok = from_pretrained(cache, **kwargs)
+    try:
+        check_same_architecture(tok, arch, source=f"the cached conversion {cache}")
+        if not kwargs:
+            check_advertised(info, tok)
+    except ArchitectureMismatchError as e:
+        log.warning("ignoring the cached conversion of %s (%s); converting the official files again", info.name, e)
+        return None
+    return tok
+
+
+def check_advertised(info: TokenizerInfo, tok) -> None:
+    """Raise ``ValueError`` unless ``tok`` has the codebook, token shape (at the entry's input size or
+    for 1 s of audio) and sample rate that the registry entry ``info`` advertises."""
+    from .convert.architecture import ArchitectureMismatchError, same_setting
+
+    bad = []
+    if info.codebook_size is not None and not same_setting(tok.codebook_size, info.codebook_size):
+        bad.append(f"codebook {tok.codebook_size} vs advertised {info.codebook_size}")
+    if info.sample_rate is not None and tok.sample_rate != info.sample_rate:
+        bad.append(f"sample rate {tok.sample_rate} vs advertised {info.sample_rate}")
+    if info.token_shape is not None:
+        shape = (info.sample_rate,) if info.modality == "audio" else (3, *info.input_size) if info.input_size else None
+        if shape is not None:
+            try:
+                got = tuple(tok.token_shape(shape))
+            except ValueError as e:  # e.g. an image size the model cannot take
+                got = f"none ({e})"
+            if got != tuple(info.token_shape):
+                bad.append(f"token shape {got} for input {shape} vs advertised {tuple(info.token_shape)}")
+    if bad:
+        raise ArchitectureMismatchError(f"{info.name}: the loaded model is not the advertised one: " + "; ".join(bad))

@@ -13,7 +13,7 @@ from zoo.convert.larp import split_factorized_pos
 from zoo.layers import sincos_1d
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ (for conftest's helpers)
-from conftest import load_golden  # noqa: E402
+from conftest import load_golden, register_golden_entry  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_larp_parity_with_official(golden):
 
 
 @pytest.mark.golden
-def test_larp_converter_checks(golden, tmp_path):
+def test_larp_converter_checks(golden, tmp_path, monkeypatch):
     sd = load_state_dict_file(golden.state_dict_path)
     config = read_config(golden.config_path)
     # the training-only prior is dropped; unknown keys are refused
@@ -58,7 +58,10 @@ def test_larp_converter_checks(golden, tmp_path):
     hub.mkdir()
     shutil.copy(golden.state_dict_path, hub / "model.safetensors")
     shutil.copy(golden.config_path, hub / "config.json")
-    local = zoo.create_tokenizer("larp_l_long.k600_ucf101", weights=hub)
+    # (the fixture-size checkpoint is not the advertised LARP-L: the real entry refuses it)
+    with pytest.raises(zoo.CheckpointMismatchError, match="holds another Video1DTokenizer than expected"):
+        zoo.create_tokenizer("larp_l_long.k600_ucf101", weights=hub)
+    local = zoo.create_tokenizer(register_golden_entry(monkeypatch, "larp_l_long.k600_ucf101", tok), weights=hub)
     torch.testing.assert_close(local.encode(golden.inputs["video"]).ids, golden.expected["ids"])
     # a converted copy saved in the zoo format loads back identically
     tok.save_pretrained(tmp_path / "zoo")

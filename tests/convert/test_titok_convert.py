@@ -11,9 +11,10 @@ import torch
 import zoo
 from zoo.checkpoint import CheckpointMismatchError
 from zoo.convert import load_official
+from zoo.convert.architecture import ArchitectureMismatchError
 from zoo.convert.titok import titok_kwargs_from_official
 
-from tests.conftest import load_golden
+from tests.conftest import load_golden, register_golden_entry
 
 
 def _official_folder(case, dest, config_case=None):
@@ -50,36 +51,46 @@ def offline_hub(tmp_path, monkeypatch):
     return hub
 
 
-def test_create_tokenizer_from_local_official_folder(tmp_path):
+def _golden_entry(monkeypatch, base, case):
+    """A test-only copy of registry entry ``base`` with the golden fixture's (small) architecture."""
+    return register_golden_entry(monkeypatch, base, load_official("titok", case.state_dict_path, case.config_path))
+
+
+def test_create_tokenizer_from_local_official_folder(tmp_path, monkeypatch):
     case = load_golden("titok", "legacy_vq")
     folder = _official_folder(case, tmp_path / "titok_l32")
-    tok = zoo.create_tokenizer("titok_l32.in1k", pretrained=True, weights=folder)
+    # the fixture-size checkpoint is not the model the real entry advertises: refused, naming the difference
+    with pytest.raises(ArchitectureMismatchError, match="holds another TiTok than expected"):
+        zoo.create_tokenizer("titok_l32.in1k", pretrained=True, weights=folder)
+    tok = zoo.create_tokenizer(_golden_entry(monkeypatch, "titok_l32.in1k", case), pretrained=True, weights=folder)
     assert not tok.training and tok.decoder_head == "proxy" and tok.pixel_decoder is not None
     x = case.inputs["image"]
     assert torch.equal(tok.encode(x).ids, case.expected["tokens"][:, 0])
     torch.testing.assert_close(tok.decode(tok.encode(x), clamp=False), case.expected["decoded"], rtol=0, atol=5e-3)
 
 
-def test_create_tokenizer_from_offline_hf_cache(tmp_path, offline_hub):
+def test_create_tokenizer_from_offline_hf_cache(tmp_path, offline_hub, monkeypatch):
     case = load_golden("titok", "vq_direct")
-    info = zoo.get_info("titok_bl64_vq8k.in1k")
+    name = _golden_entry(monkeypatch, "titok_bl64_vq8k.in1k", case)
+    info = zoo.get_info(name)
     rev = info.source.revision or "0123456789abcdef0123456789abcdef01234567"
     _hf_snapshot(offline_hub, info.source.hf_repo, rev, _official_folder(case, tmp_path / "src"))
-    tok = zoo.create_tokenizer("titok_bl64_vq8k.in1k", pretrained=True)
+    tok = zoo.create_tokenizer(name, pretrained=True)
     x = case.inputs["image"]
     assert torch.equal(tok.encode(x).ids, case.expected["tokens"][:, 0])
     # the conversion was cached in zoo format; a second load reads it (hub cache removed)
     shutil.rmtree(offline_hub / f"models--{info.source.hf_repo.replace('/', '--')}")
-    again = zoo.create_tokenizer("titok_bl64_vq8k.in1k", pretrained=True)
+    again = zoo.create_tokenizer(name, pretrained=True)
     assert torch.equal(again.encode(x).ids, case.expected["tokens"][:, 0])
 
 
-def test_pinned_revision_from_offline_hf_cache(tmp_path, offline_hub):
+def test_pinned_revision_from_offline_hf_cache(tmp_path, offline_hub, monkeypatch):
     case = load_golden("titok", "legacy_vq")
-    info = zoo.get_info("titok_l32.in1k")
+    name = _golden_entry(monkeypatch, "titok_l32.in1k", case)
+    info = zoo.get_info(name)
     assert info.source.revision and len(info.source.revision) == 40
     _hf_snapshot(offline_hub, info.source.hf_repo, info.source.revision, _official_folder(case, tmp_path / "src"))
-    tok = zoo.create_tokenizer("titok_l32.in1k", pretrained=True)
+    tok = zoo.create_tokenizer(name, pretrained=True)
     assert torch.equal(tok.encode(case.inputs["image"]).ids, case.expected["tokens"][:, 0])
 
 
@@ -88,10 +99,12 @@ def test_missing_offline_weights_name_the_repo(offline_hub):
         zoo.create_tokenizer("titok_s128.in1k", pretrained=True)
 
 
-def test_onedpiece_entry_decodes_prefixes(tmp_path):
+def test_onedpiece_entry_decodes_prefixes(tmp_path, monkeypatch):
     tail = load_golden("onedpiece", "legacy_tail")
     folder = _official_folder(load_golden("titok", "legacy_vq"), tmp_path / "odp", config_case=tail)
-    tok = zoo.create_tokenizer("onedpiece_s256.in1k", weights=folder)
+    name = register_golden_entry(monkeypatch, "onedpiece_s256.in1k",
+                                 load_official("onedpiece", folder / "model.safetensors", folder / "config.json"))
+    tok = zoo.create_tokenizer(name, weights=folder)
     assert tok.tail_drop and type(tok).variable_length_arg == "length"
     tokens = tok.encode(tail.inputs["image"])
     for length in tail.case["lengths"]:
@@ -204,16 +217,18 @@ def test_unknown_converter_options_are_named(vq_direct):
         load_official("titok", sd, cfg, proxy_weight="x")
 
 
-def test_registry_entry_loads_a_converted_zoo_format_folder(tmp_path, offline_hub):
+def test_registry_entry_loads_a_converted_zoo_format_folder(tmp_path, offline_hub, monkeypatch):
     case = load_golden("titok", "legacy_vq")
     converted = load_official("titok", case.state_dict_path, case.config_path)
     converted.save_pretrained(tmp_path / "converted")
-    tok = zoo.create_tokenizer("titok_l32.in1k", weights=tmp_path / "converted")
+    tok = zoo.create_tokenizer(register_golden_entry(monkeypatch, "titok_l32.in1k", converted),
+                               weights=tmp_path / "converted")
     assert torch.equal(tok.encode(case.inputs["image"]).ids, case.expected["tokens"][:, 0])
     # the same folder as an (offline) HF cache snapshot of the entry's repo
-    info = zoo.get_info("titok_s128.in1k")
+    name = register_golden_entry(monkeypatch, "titok_s128.in1k", converted)
+    info = zoo.get_info(name)
     _hf_snapshot(offline_hub, info.source.hf_repo, "f" * 40, tmp_path / "converted")
-    tok = zoo.create_tokenizer("titok_s128.in1k", pretrained=True)
+    tok = zoo.create_tokenizer(name, pretrained=True)
     torch.testing.assert_close(tok.decode(tok.encode(case.inputs["image"]), clamp=False), case.expected["decoded"],
                                rtol=0, atol=5e-3)
 

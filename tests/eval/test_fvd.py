@@ -49,7 +49,7 @@ def _port_layout_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     return sd
 
 
-def test_i3d_loads_port_layout_strictly(tmp_path, monkeypatch):
+def test_self_consistency_i3d_loads_a_test_written_port_layout_strictly(tmp_path, monkeypatch):
     path = tmp_path / "rgb_imagenet.pt"
     sd = _port_layout_state_dict()
     torch.save(sd, path)

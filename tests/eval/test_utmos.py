@@ -65,7 +65,7 @@ def _to_utmos_pytorch_layout(sd, plain_pos_conv=False):
 
 @pytest.mark.golden
 @pytest.mark.parametrize("plain", [False, True])
-def test_utmos_pytorch_layout_gives_same_scores(golden, model, plain):
+def test_self_consistency_utmos_pytorch_layout_written_by_the_test_gives_same_scores(golden, model, plain):
     from safetensors.torch import load_file
 
     sd = load_file(str(golden.state_dict_path))

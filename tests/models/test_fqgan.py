@@ -1,6 +1,5 @@
-"""FQGAN tokenizer: API, persistence, official-layout conversion, and a short training run on photos."""
-import re
-
+"""FQGAN tokenizer: API, persistence, registry entries and a short training run on photos (parity of the
+whole converted model with the official code: tests/convert/test_fqgan_whole_golden.py)."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -57,56 +56,6 @@ def test_semantic_teacher_loss(photo_batch):
     assert out.extras["semantic_features"]["sem"].shape == (4, 257, 48)  # CLS + 16x16 tokens
     with pytest.raises(ValueError):
         tok.set_teacher("vis", pooled_colours)
-
-
-def _to_official(sd: dict, variant: str) -> dict:
-    """Zoo FQGAN keys -> the official VQModel layout (tokenizer/vq_model_{dual,triple}.py)."""
-    names = {"dual": ["vis", "sem"], "triple": ["vis", "sem_mid", "sem_high"]}[variant]
-    head = {"vis": "visual_head", "sem": "semantic_head", "sem_mid": "semantic_head_mid",
-            "sem_high": "semantic_head_high"}
-    feat = {"sem": "feat_pred_head", "sem_mid": "mid_sem_feat_pred", "sem_high": "high_sem_feat_pred"}
-    out = {}
-    for k, v in sd.items():
-        if ".transformer.blocks." in k:  # nn.MultiheadAttention-based ResidualAttentionBlock names
-            k = k.replace(".transformer.blocks.", ".transformer.").replace(".norm1.", ".ln_1.").replace(".norm2.", ".ln_2.")
-            k = k.replace(".mlp.fc1.", ".mlp.c_fc.").replace(".mlp.fc2.", ".mlp.c_proj.")
-            k = k.replace(".attn.qkv.", ".attn.in_proj_").replace(".attn.proj.", ".attn.out_proj.")
-        if m := re.match(r"heads\.(\d)\.adapter\.(.*)", k):
-            k = f"encoder.{head[names[int(m.group(1))]]}.0.{m.group(2)}"
-        elif m := re.match(r"heads\.(\d)\.(norm_out|conv_out)\.(.*)", k):
-            k = f"encoder.{m.group(2)}_{names[int(m.group(1))]}.{m.group(3)}"
-        elif m := re.match(r"quant_convs\.(\d)\.(.*)", k):
-            k = f"quant_conv_{names[int(m.group(1))]}.{m.group(2)}"
-        elif m := re.match(r"quantizer\.codebooks\.(\d)\.weight", k):
-            k = f"quantize_{names[int(m.group(1))]}.embedding.weight"
-            out[f"quantize_{names[int(m.group(1))]}.codebook_used"] = torch.zeros(65536)
-        elif m := re.match(r"feat_heads\.(\w+?)\.(.*)", k):
-            k = f"{feat[m.group(1)]}.{m.group(2)}"
-        out[k] = v
-    return out
-
-
-@pytest.mark.parametrize("variant,feats", [("dual", {"sem": 64}), ("triple", {"sem_mid": 32, "sem_high": 64})])
-def test_official_layout_conversion(variant, feats, photo_batch):
-    torch.manual_seed(0)
-    ref = FQGAN(variant=variant, codebook_size=32, codebook_dim=4, z_channels=32, ch=32, ch_mult=[1, 2],
-                num_res_blocks=2, num_groups=32, image_size=32, adapter_depth=2, adapter_heads=8,
-                feat_dims=feats, feat_depth=1, feat_heads=8).eval()
-    official = _to_official(ref.state_dict(), variant)
-    assert "encoder.visual_head.0.transformer.1.attn.in_proj_weight" in official
-    assert "encoder.conv_out_vis.weight" in official and "post_quant_conv.weight" in official
-    config = {"codebook_size": 32, "codebook_embed_dim": 4, "encoder_ch_mult": [1, 2], "decoder_ch_mult": [1, 2],
-              "z_channels": 32, "with_disentanglement": True, "disentanglement_ratio": 0.1}
-    tok = zoo.load_official("fqgan", {"ema": official}, config)
-    x = photo_batch[:2, :, :32, :32]
-    assert torch.equal(tok.encode(x).ids, ref.encode(x).ids)
-    torch.testing.assert_close(tok.reconstruct(x), ref.reconstruct(x))
-    q = zoo.load_official("fqgan.quantizer", official, config)
-    assert q.names == tok.branches
-    broken = dict(official)
-    broken.pop("encoder.mid.0.conv1.weight")
-    with pytest.raises(zoo.CheckpointMismatchError, match="encoder.mid.0.conv1.weight"):
-        zoo.load_official("fqgan", broken, config)
 
 
 def test_registry_entries():

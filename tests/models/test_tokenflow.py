@@ -1,11 +1,16 @@
-"""TokenFlow-style tokenizer: API, multi-scale ids, persistence, and a short training run on photos."""
+"""TokenFlow-style tokenizer: API, multi-scale ids, persistence, the CLIP encoder's block formulation and
+position interpolation, and a short training run on photos (parity of the whole converted model with
+the official code: tests/convert/test_tokenflow_whole_golden.py)."""
+from collections import OrderedDict
+
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 import zoo
 from tests.models.image_training import train_on_photos
-from zoo.models.tokenflow import TokenFlow
+from zoo.models.tokenflow import ClipVisionEncoder, TokenFlow
 
 
 def patch_colours(x: torch.Tensor) -> torch.Tensor:
@@ -75,3 +80,44 @@ def test_separate_codebooks_dualtoken_style(photo_batch):
     out = tok(x)
     assert {"codebook_sem", "codebook_pix", "commitment_pix"} <= set(out.losses)
     assert all(torch.isfinite(v) for v in out.losses.values())
+
+
+class _OfficialClipBlock(nn.Module):
+    """The official CLIP ResidualAttentionBlock formulation (LND layout, nn.MultiheadAttention, QuickGELU)."""
+
+    def __init__(self, d, heads):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(d, heads)
+        self.ln_1 = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(OrderedDict([("c_fc", nn.Linear(d, 4 * d)), ("c_proj", nn.Linear(4 * d, d))]))
+        self.ln_2 = nn.LayerNorm(d)
+
+    def forward(self, x):
+        x = x + self.attn(*(self.ln_1(x),) * 3, need_weights=False)[0]
+        h = self.mlp.c_fc(self.ln_2(x))
+        return x + self.mlp.c_proj(h * torch.sigmoid(1.702 * h))
+
+
+def test_clip_encoder_matches_official_block_formulation():
+    torch.manual_seed(0)
+    enc = ClipVisionEncoder(4, 64, 2, 4, pos_grid=4).eval()
+    blocks = nn.ModuleList(_OfficialClipBlock(64, 4) for _ in range(2)).eval()
+    sd = {}
+    for i, b in enumerate(blocks):
+        for k, v in b.state_dict().items():
+            for a, r in (("ln_1.", "norm1."), ("ln_2.", "norm2."), ("mlp.c_fc.", "mlp.fc1."), ("mlp.c_proj.", "mlp.fc2."),
+                         ("attn.in_proj_", "attn.qkv."), ("attn.out_proj.", "attn.proj.")):
+                k = k.replace(a, r) if k.startswith(a) else k
+            sd[f"blocks.{i}.{k}"] = v
+    enc.load_state_dict(sd, strict=False)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    t = enc.conv1(x).flatten(2).transpose(1, 2)
+    t = torch.cat([enc.class_embedding.expand(2, 1, -1), t], 1) + enc.positional_embedding
+    t = enc.ln_pre(t).permute(1, 0, 2)
+    for b in blocks:
+        t = b(t)
+    ref = enc.ln_post(t.permute(1, 0, 2))[:, 1:]
+    with torch.no_grad():
+        torch.testing.assert_close(enc(x), ref, atol=1e-5, rtol=1e-5)
+        # other grids: bicubic-interpolated positions
+        assert enc(torch.rand(1, 3, 24, 24)).shape == (1, 36, 64)

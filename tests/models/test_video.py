@@ -117,6 +117,10 @@ def test_registry_entries():
 
 @pytest.mark.slow
 def test_tiny_trains_on_photo_clips():
-    """300 CPU steps on real photo clips: held-out reconstruction error falls clearly."""
+    """300 CPU steps on real photo clips: held-out reconstruction error falls clearly.
+
+    Where it ends depends on the CPU's rounding (the run is chaotic): measured 0.194-0.261 from 0.326
+    (-20 % to -40 %) over AMX / AVX2-only kernels and 1-2 threads. A model that does not learn stays
+    at 0.326; the bound asks for half the smallest measured drop."""
     before, after = train_on_photo_clips("video1d_tiny.untrained", frames=8, held_items=16, steps=300, batch_size=4)
-    assert after < 0.8 * before, (before, after)
+    assert after < 0.9 * before, (before, after)

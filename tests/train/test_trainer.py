@@ -37,6 +37,26 @@ def _load(folder, name="model.safetensors"):
     return load_file(str(Path(folder) / name))
 
 
+#: Runs that differ only in how gradients are summed (accumulation vs one batch, two ranks' all-reduce vs
+#: one process) are equal up to float reassociation (~1e-7 relative per gradient). Adam divides by
+#: sqrt(v): for parameters whose gradient is near zero that rounding can change a step by up to lr, so a
+#: max-abs bound depends on the CPU's kernels (6.5e-5 was seen on an AVX2 machine). The bound is on the
+#: whole update instead: ||w_b - w_a|| must stay under 1 % of how far training moved the weights, while a
+#: real bug (a rank dropping its half-batch, wrong averaging, duplicated data) changes the update by far
+#: more than that.
+SAME_UPDATE_REL = 1e-2
+
+
+def _relative_update_difference(a, b, start) -> float:
+    """||a - b|| / ||a - start|| over all floating tensors of three state dicts with the same keys."""
+    assert a.keys() == b.keys() == start.keys()
+    keys = [k for k in a if a[k].is_floating_point()]
+    diff = sum(float((a[k].double() - b[k].double()).square().sum()) for k in keys) ** 0.5
+    moved = sum(float((a[k].double() - start[k].double()).square().sum()) for k in keys) ** 0.5
+    assert moved > 0, "training did not move the weights"
+    return diff / moved
+
+
 @pytest.mark.slow
 def test_reconstruction_loss_decreases_and_outputs_written(tmp_path):
     last = Trainer(_recipe(tmp_path, "max_steps=40", "checkpoint_every=20", "eval_every=20")).fit()
@@ -89,9 +109,11 @@ def test_stop_at_step_then_resume_equals_one_run(tmp_path):
 
 @pytest.mark.slow
 def test_grad_accumulation_equals_full_batch(tmp_path):
-    Trainer(_recipe(tmp_path / "a", "max_steps=3", "ema.decay=0")).fit()
+    Trainer(_recipe(tmp_path / "a", "max_steps=3", "ema.decay=0", "checkpoint_every=1", "keep_last=3")).fit()
     Trainer(_recipe(tmp_path / "b", "max_steps=3", "ema.decay=0", "grad_accum=4")).fit()
-    assert _max_diff(_load(tmp_path / "a" / "step_00000003"), _load(tmp_path / "b" / "step_00000003")) < 1e-5
+    a, b, a1 = (_load(p) for p in (tmp_path / "a" / "step_00000003", tmp_path / "b" / "step_00000003",
+                                    tmp_path / "a" / "step_00000001"))
+    assert _relative_update_difference(a, b, a1) < SAME_UPDATE_REL
 
 
 def test_existing_checkpoints_need_resume_and_bad_device(tmp_path):
@@ -161,7 +183,7 @@ def _free_port() -> int:
 @pytest.mark.slow
 @pytest.mark.multiproc
 def test_two_processes_match_one(tmp_path):
-    args = ["max_steps=6", "grad_accum=2", *GAN]
+    args = ["max_steps=6", "grad_accum=2", "checkpoint_every=3", *GAN]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                 "--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
     two = _run(args, tmp_path / "two", launcher=torchrun)
@@ -170,8 +192,10 @@ def test_two_processes_match_one(tmp_path):
     assert "on 2 process(es)" in out
     _finish(one)
     for name in ("model.safetensors", "ema/model.safetensors", "adversary.safetensors"):
-        d = _max_diff(_load(tmp_path / "one" / "step_00000006", name), _load(tmp_path / "two" / "step_00000006", name))
-        assert d < 1e-5, (name, d)
+        one, two, mid = (_load(tmp_path / run / step, name) for run, step in
+                         (("one", "step_00000006"), ("two", "step_00000006"), ("one", "step_00000003")))
+        d = _relative_update_difference(one, two, mid)
+        assert d < SAME_UPDATE_REL, (name, d)
 
 
 def test_bf16_autocast_with_gan_runs(tmp_path):

@@ -39,10 +39,10 @@ class TinyConvVQ(Tokenizer):
     def _encode(self, x):
         return self._quant(x)[1]
 
-    def _decode(self, tokens, **kw):
+    def _decode(self, tokens):
         h, w = tokens.input_shape
         z = self.quantize.ids_to_latents(tokens.ids.view(-1, h // 4, w // 4))
-        return (self.decoder(z) * 0.5 + 0.5).clamp(0, 1)
+        return self.decoder(z) * 0.5 + 0.5
 
     def forward(self, x):
         q, tokens = self._quant(x)

@@ -47,7 +47,8 @@ def dmel_kwargs_from_official(config: Mapping[str, Any] | None) -> dict[str, Any
 
 
 @register_converter("dmel")
-def convert_dmel(state_dict: Mapping | None, config: Mapping | None, *, config_path=None, files=None, **kwargs):
+def convert_dmel(state_dict: Mapping | None, config: Mapping | None, *, config_path=None, files=None, arch=None,
+                 **kwargs):
     """Build the official dMel tokenizer (``state_dict``: None, or zoo-layout vocoder weights)."""
     from ..models.dmel import DMel
 

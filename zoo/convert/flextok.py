@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -18,9 +19,12 @@ from typing import Any, Mapping
 import torch
 
 from ..checkpoint import load_state_dict_strict, parameters_on_meta
+from ..hub import WeightsNotFoundError
 from . import register_converter
 
 __all__ = ["convert_flextok", "flextok_kwargs_from_config", "read_safetensors_config"]
+
+log = logging.getLogger(__name__)
 
 _DEFAULT_DIFFUSERS_SCALING = 0.18215  # diffusers AutoencoderKL default scaling_factor
 
@@ -112,9 +116,13 @@ def _resolve_vae(vae: Mapping[str, Any], config_path: Path | None) -> tuple[dict
     return json.loads(Path(cfg_file).read_text(encoding="utf-8")), Path(str(src))
 
 
-def flextok_kwargs_from_config(config: Mapping[str, Any], config_path: str | os.PathLike | None = None
+def flextok_kwargs_from_config(config: Mapping[str, Any], config_path: str | os.PathLike | None = None,
+                               vae_config: Mapping[str, Any] | None = None
                                ) -> tuple[dict[str, Any], dict[str, str], Any]:
-    """Official config -> (FlexTok kwargs, official module names by role, VAE weights source)."""
+    """Official config -> (FlexTok kwargs, official module names by role, VAE weights source).
+
+    vae_config: the diffusers VAE config to use instead of resolving the config's ``hf_hub_path``
+    (the VAE's own repo, which may be unreachable offline)."""
     cfg = _parse_config(config)
     for part in ("vae", "encoder", "decoder", "regularizer"):
         if part not in cfg:
@@ -122,7 +130,10 @@ def flextok_kwargs_from_config(config: Mapping[str, Any], config_path: str | os.
     names: dict[str, str] = {}
     vae = cfg["vae"]
     _require(_cls(vae) == "StableDiffusionVAE", f"vae._target_={vae.get('_target_')!r}")
-    vae_cfg, vae_src = _resolve_vae(vae, Path(config_path) if config_path else None)
+    if vae_config is not None:
+        vae_cfg, vae_src = dict(vae_config), None
+    else:
+        vae_cfg, vae_src = _resolve_vae(vae, Path(config_path) if config_path else None)
     latent_channels = int(vae.get("latent_channels", vae_cfg.get("latent_channels", 16)))
     scaling = vae.get("scaling_factor") or vae_cfg.get("scaling_factor") or _DEFAULT_DIFFUSERS_SCALING
     downsample = 2 ** (len(vae_cfg["block_out_channels"]) - 1)
@@ -303,15 +314,19 @@ def _convert_state_dict(sd: Mapping[str, torch.Tensor], names: dict[str, str], e
 
 @register_converter("flextok")
 def convert_flextok(state_dict: Mapping[str, torch.Tensor], config: Mapping[str, Any] | None, *,
-                    config_path: str | os.PathLike | None = None, files: Mapping[str, Any] | None = None, **kwargs):
+                    config_path: str | os.PathLike | None = None, files: Mapping[str, Any] | None = None,
+                    arch: Mapping[str, Any] | None = None, **kwargs):
     """Official FlexTok state dict + Hydra config -> :class:`FlexTok` (eval mode).
 
     config: the official ``config.json`` dict; None reads it from the safetensors header of
     ``files["weights"]``. The VAE is built from the diffusers config found through the
     config's ``vae.hf_hub_path`` (a folder relative to ``config_path``, a local folder or a
     hub repo); its weights come from the checkpoint's ``vae.vae.*`` keys (or, when absent,
-    from that folder / repo). Extra ``kwargs`` override decode defaults
-    (``decode_steps``, ``decode_guidance``, ``decode_apg``).
+    from that folder / repo). When that repo cannot be reached (offline) but the checkpoint holds
+    the VAE weights, the VAE config comes from ``arch`` (the expected FlexTok arguments; its shapes
+    are then checked against the weights). Extra ``kwargs`` override decode defaults
+    (``decode_steps``, ``decode_guidance``, ``decode_apg``). The inverse is
+    :mod:`zoo.convert.flextok_layout`.
     """
     from ..models.flextok import FlexTok
 
@@ -322,15 +337,27 @@ def convert_flextok(state_dict: Mapping[str, torch.Tensor], config: Mapping[str,
         if weights is None:
             raise ValueError("FlexTok conversion needs the official config (config.json or the safetensors header)")
         config = read_safetensors_config(weights)
-    model_kwargs, names, vae_src = flextok_kwargs_from_config(config, config_path)
+    sd = dict(state_dict)
+    has_vae = any(k.startswith("vae.vae.") for k in sd)
+    try:
+        model_kwargs, names, vae_src = flextok_kwargs_from_config(config, config_path)
+    except WeightsNotFoundError:
+        if arch is None or not has_vae:
+            raise
+        # the VAE's own repo is unreachable but its weights are in the checkpoint: take its config from
+        # the expected architecture (checked against the weights' shapes by load_official)
+        from ..models.flextok import VAE_SDXL_LIKE
+
+        vae_cfg = arch.get("vae") or dict(VAE_SDXL_LIKE, latent_channels=arch.get("latent_channels", 16))
+        log.info("FlexTok: VAE config repo unreachable, using the expected VAE config (weights from the checkpoint)")
+        model_kwargs, names, vae_src = flextok_kwargs_from_config(config, config_path, vae_config=vae_cfg)
     allowed = {"decode_steps", "decode_guidance", "decode_apg"}
     unknown = set(kwargs) - allowed
     if unknown:
         raise TypeError(f"unexpected keyword arguments {sorted(unknown)} (allowed: {sorted(allowed)})")
     with parameters_on_meta():
         model = FlexTok(**model_kwargs, **kwargs)
-    sd = dict(state_dict)
-    if not any(k.startswith("vae.vae.") for k in sd):
+    if not has_vae:
         sd.update({f"vae.vae.{k}": v for k, v in _vae_weights(vae_src).items()})
     converted = _convert_state_dict(sd, names, model_kwargs["enc_depth"], model_kwargs["dec_depth"])
     load_state_dict_strict(model, converted, source="official FlexTok checkpoint")

@@ -21,6 +21,10 @@ Mapping (official -> zoo):
 - decoder patch queries (``decoder_patch_query_embed`` or the learned factors, + token type)
   -> ``mask_token`` + ``decoder_pos``; ``final_layer.norm_final`` / ``.linear`` -> ``decoder_norm`` / ``head``.
 
+The inverse (:func:`to_official_state_dict`, :func:`to_official_config`) writes the layout of the
+released model: fixed patch position tables (``encoder_patch_pe``, ``decoder_patch_query_embed``,
+the per-axis factors summed back), learned latent queries, a decoder patch token-type vector.
+
 Dropped on purpose: ``prior_model.*`` (LARP's GPTC prior is a training-time loss; inference
 never uses it). The model is built with ``prior=False``, ``encoder_norm=False`` (LARP has no norm
 before the bottleneck) and ``signed_pixels=False`` (LARP works on [0, 1] pixels).
@@ -34,7 +38,8 @@ import torch
 from ..checkpoint import CheckpointMismatchError, load_state_dict_strict, parameters_on_meta
 from . import register_converter
 
-__all__ = ["convert_larp", "larp_kwargs_from_official", "split_factorized_pos"]
+__all__ = ["convert_larp", "larp_kwargs_from_official", "split_factorized_pos", "to_official_state_dict",
+           "to_official_config"]
 
 
 def _need(sd: Mapping, key: str) -> torch.Tensor:
@@ -50,6 +55,8 @@ def split_factorized_pos(pos: torch.Tensor, grid: tuple[int, int, int], atol: fl
     """
     t, h, w = grid
     p = pos.reshape(t, h, w, -1).double()
+    if pos.is_meta:  # shapes only (zoo.checkpoint.load_on_meta): nothing to check
+        return p[:, 0, 0].float(), p[0, :, 0].float(), p[0, 0, :].float()
     time = p[:, 0, 0]
     row = p[0, :, 0] - p[0, 0, 0]
     col = p[0, 0, :] - p[0, 0, 0]
@@ -167,7 +174,7 @@ def map_larp_state_dict(sd: Mapping[str, torch.Tensor], kwargs: Mapping[str, Any
 
 
 @register_converter("larp")
-def convert_larp(state_dict, config, *, config_path=None, files=None, **kw):
+def convert_larp(state_dict, config, *, config_path=None, files=None, arch=None, **kw):
     """Official LARP tokenizer (state dict + config.json) -> Video1DTokenizer in eval mode."""
     from ..models.video import Video1DTokenizer
 
@@ -186,3 +193,66 @@ def convert_larp(state_dict, config, *, config_path=None, files=None, **kw):
         model = Video1DTokenizer(**{**kwargs, **kw})
     load_state_dict_strict(model, map_larp_state_dict(state_dict, kwargs), source="official LARP checkpoint")
     return model.eval()
+
+
+def _axes_sum(prefix: str, sd: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    t, h, w = (sd[f"{prefix}.{axis}"] for axis in ("time", "row", "col"))
+    return (t[:, None, None] + h[None, :, None] + w[None, None, :]).reshape(1, -1, t.shape[-1])
+
+
+def to_official_state_dict(model) -> dict[str, torch.Tensor]:
+    """Zoo Video1DTokenizer (LARP settings) -> the official LARP state dict (layout in the module
+    docstring). Raises ``ValueError`` for a non-zero attention qkv bias (LARP's blocks have none)."""
+    sd = model.state_dict()
+    out: dict[str, torch.Tensor] = {}
+    for k, v in sd.items():
+        if k.startswith(("encoder.blocks.", "decoder.blocks.")):
+            if k.endswith("attn.qkv.bias"):
+                if not v.is_meta and bool(v.any()):
+                    raise ValueError(f"{k}: non-zero qkv bias, which LARP's attention cannot hold")
+                continue
+            out[k] = v
+    d_dec = sd["mask_token"].shape[-1]
+    out.update({
+        "x_embedder.proj.weight": sd["patch_embed.proj.weight"], "x_embedder.proj.bias": sd["patch_embed.proj.bias"],
+        "encoder_patch_pe": _axes_sum("encoder_pos", sd), "encoder_latent_query_embed": sd["latent_queries"],
+        "bottleneck.in_linear.weight": sd["quant_proj.weight"], "bottleneck.in_linear.bias": sd["quant_proj.bias"],
+        "bottleneck.regularizer.embedding.weight": sd["quantizer.embedding.weight"],
+        "bottleneck.out_linear.weight": sd["post_quant_proj.weight"],
+        "bottleneck.out_linear.bias": sd["post_quant_proj.bias"],
+        "decoder_latent_pe": sd["latent_pos"][None],
+        "decoder_patch_query_embed": _axes_sum("decoder_pos", sd),
+        "decoder_patch_query_token_type_embed": sd["mask_token"].reshape(1, 1, d_dec),
+        "final_layer.norm_final.weight": sd["decoder_norm.weight"], "final_layer.norm_final.bias": sd["decoder_norm.bias"],
+        "final_layer.linear.weight": sd["head.weight"], "final_layer.linear.bias": sd["head.bias"]})
+    return out
+
+
+def to_official_config(model) -> dict[str, Any]:
+    """The official LARP ``config.json`` (``LARPTokenizer`` constructor arguments) of ``model``; raises
+    ``ValueError`` for settings LARP cannot express (a prior is training-only and left out)."""
+    c = model.config
+    t, h, w = model.input_size
+    want = {"quantizer": "vq", "signed_pixels": False, "encoder_norm": False}
+    bad = [f"{k}={c.get(k)!r}" for k, v in want.items() if c.get(k) != v] + ([f"input {h}x{w}"] if h != w else [])
+    if bad:
+        raise ValueError(f"no LARP layout for a Video1DTokenizer with {', '.join(bad)} (LARP: {want}, square frames)")
+    qk = dict(c.get("quantizer_kwargs") or {})
+    temperature = float(qk.get("stochastic_temperature", 0.0))
+    return {
+        "bottleneck": {"name": "bottleneck", "args": {"bottleneck_dim": int(c["code_dim"]), "norm": "none", "regularizer": {
+            "name": "vq", "args": {"codebook_size": int(c["codebook_size"]), "l2_normalized": True,
+                                   "stochastic": temperature > 0, "stochastic_temperature": temperature,
+                                   "commitment_loss_weight": float(qk.get("beta", 0.25))}}}},
+        "bottleneck_token_num": int(c["num_tokens"]), "frame_num": t, "input_size": h, "in_channels": 3,
+        "temporal_patch_size": model.tubelet, "patch_size": model.patch_size,
+        "decoder_temporal_patch_size": model.tubelet, "decoder_patch_size": model.patch_size,
+        "encoder_hidden_size": int(c["encoder_dim"]), "encoder_depth": int(c["encoder_depth"]),
+        "encoder_num_heads": int(c["encoder_heads"]), "decoder_hidden_size": int(c["decoder_dim"]),
+        "decoder_depth": int(c["decoder_depth"]), "decoder_num_heads": int(c["decoder_heads"]),
+        "encoder_name": "none", "decoder_name": "none", "transformer_name": "transformer_encoder_parallel",
+        "learned_encoder_patch_pe": False, "learned_encoder_latent_query_embed": True,
+        "learned_decoder_latent_pe": False, "learned_decoder_patch_query_embed": False,
+        "use_encoder_patch_token_type_embed": False, "use_encoder_latent_query_token_type_embed": False,
+        "use_decoder_latent_token_type_embed": False, "use_decoder_patch_query_token_type_embed": True,
+        "prior_model": {"name": "none"}}

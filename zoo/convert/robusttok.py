@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from ..checkpoint import load_state_dict_strict
 from . import register_converter
-from .fqgan import unwrap_checkpoint
+from .training_args import unwrap_checkpoint
 
 __all__ = ["convert_robusttok_quantizer"]
 
 
 @register_converter("robusttok.quantizer")
-def convert_robusttok_quantizer(state_dict, config, *, config_path=None, files=None, **kw):
+def convert_robusttok_quantizer(state_dict, config, *, config_path=None, files=None, arch=None, **kw):
     """Official weights + config (``codebook_size``, ``codebook_embed_dim``; YAML or dict)."""
     from ..quant.vq import VectorQuantizer
 

@@ -13,6 +13,9 @@ so registry entries load converted copies from a local folder or HF cache as wel
 
 Dropped on purpose: TA-TiTok's ``quantize.embed_prob`` (a training-only usage EMA of its
 clustering VQ; inference never reads it).
+
+The inverse, :func:`to_official_state_dict` and :func:`to_official_config`, writes a zoo TiTok in
+the official layout (e.g. to run the official code on it, or to test loading).
 """
 from __future__ import annotations
 
@@ -24,7 +27,8 @@ import torch
 from ..checkpoint import CheckpointMismatchError, load_state_dict_strict, parameters_on_meta
 from . import register_converter
 
-__all__ = ["convert_titok", "convert_onedpiece", "titok_kwargs_from_official", "map_official_keys"]
+__all__ = ["convert_titok", "convert_onedpiece", "titok_kwargs_from_official", "map_official_keys",
+           "to_official_state_dict", "to_official_config"]
 
 _BLOCK_RENAMES = (("ln_1.", "norm1."), ("ln_2.", "norm2."), ("attn.in_proj_weight", "attn.qkv.weight"),
                   ("attn.in_proj_bias", "attn.qkv.bias"), ("attn.out_proj.", "attn.proj."),
@@ -250,8 +254,44 @@ def _official_name(key: str) -> str:
     return key.replace("encoder.patch_embed.proj.", "encoder.patch_embed.")
 
 
+def to_official_state_dict(model) -> dict[str, torch.Tensor]:
+    """:class:`~zoo.models.titok.TiTok` -> state dict with the official key names (tensors shared)."""
+    return {_official_name(k): v for k, v in model.state_dict().items()}
+
+
+def to_official_config(model) -> dict[str, Any]:
+    """The official ``config.json`` (``model.vq_model`` section, ``model.type`` for One-D-Piece and the
+    crop size) that :func:`convert_titok` reads back to ``model``'s architecture. ViT sizes are named
+    by width (small 512, base 768, large 1024; the depth is in the weights). Raises ``ValueError``
+    for what the official code cannot express (FSQ, widths without an official size)."""
+    from ..models.titok_blocks import VIT_SIZES
+
+    if model.quantizer_mode == "fsq":
+        raise ValueError("FSQ TiTok has no official layout")
+    names = {w: n for n, (w, _, _) in VIT_SIZES.items()}
+
+    def size(width: int, part: str) -> str:
+        if width not in names:
+            raise ValueError(f"{part} width {width} has no official ViT size ({sorted(names)})")
+        return names[width]
+
+    vq: dict[str, Any] = dict(
+        quantize_mode="vae" if model.quantize is None else "vq", token_size=model.token_size,
+        vit_enc_model_size=size(model.encoder.width, "encoder"), vit_dec_model_size=size(model.decoder.width, "decoder"),
+        vit_enc_patch_size=int(model.encoder.patch_embed.proj.kernel_size[0]),
+        vit_dec_patch_size=int(model.decoder.patch_size), num_latent_tokens=model.num_tokens,
+        finetune_decoder=model.pixel_decoder is not None, is_legacy=bool(model.encoder.legacy_readout))
+    if model.quantize is not None:
+        vq.update(codebook_size=int(model.quantize.codebook_size), use_l2_norm=bool(model.quantize.l2_norm),
+                  commitment_cost=float(model.quantize.beta))
+    section: dict[str, Any] = {"vq_model": vq}
+    if model.tail_drop:
+        section["type"] = "one_d_piece"
+    return {"model": section, "dataset": {"preprocessing": {"crop_size": int(model.image_size)}}}
+
+
 @register_converter("titok")
-def convert_titok(state_dict, config, *, config_path=None, files=None, vqgan_weights=None, **kw):
+def convert_titok(state_dict, config, *, config_path=None, files=None, arch=None, vqgan_weights=None, **kw):
     """bytedance TiTok / TA-TiTok (and One-D-Piece, detected from ``model.type``) -> TiTok.
 
     vqgan_weights: optional MaskGIT-VQGAN checkpoint (``maskgit-vqgan-imagenet-f16-256.bin``) merged
@@ -264,7 +304,7 @@ def convert_titok(state_dict, config, *, config_path=None, files=None, vqgan_wei
 
 
 @register_converter("onedpiece")
-def convert_onedpiece(state_dict, config, *, config_path=None, files=None, vqgan_weights=None, **kw):
+def convert_onedpiece(state_dict, config, *, config_path=None, files=None, arch=None, vqgan_weights=None, **kw):
     """turing-motors One-D-Piece (legacy TiTok weights, tail-token drop, always legacy read-out)."""
     _no_extra(kw)
     return _convert(state_dict, config, True, source=str(config_path or "official One-D-Piece"),

@@ -23,7 +23,8 @@ import torch
 from ..checkpoint import load_state_dict_strict, parameters_on_meta
 from . import register_converter
 
-__all__ = ["convert_wavtokenizer", "official_to_zoo_keys", "infer_config"]
+__all__ = ["convert_wavtokenizer", "official_to_zoo_keys", "infer_config", "to_official_state_dict",
+           "to_official_config"]
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def _check_against_yaml(kwargs: dict[str, Any], config: Mapping[str, Any], sourc
 
 @register_converter("wavtokenizer")
 def convert_wavtokenizer(state_dict: Mapping[str, Any] | None, config: Mapping[str, Any] | None, *,
-                         config_path=None, files=None, **kwargs):
+                         config_path=None, files=None, arch=None, **kwargs):
     """Official checkpoint (+ optional yaml) -> eval-mode ``WavTokenizer`` with the weights loaded strictly.
 
     kwargs: ``WavTokenizer`` overrides that do not change parameter shapes (e.g. ``mel_weight``).
@@ -149,7 +150,40 @@ def convert_wavtokenizer(state_dict: Mapping[str, Any] | None, config: Mapping[s
     if "quantizer.inited" in sd:
         inited = sd["quantizer.inited"]
         sd["quantizer.inited"] = inited.reshape(1).to(torch.float32)
-        if not bool(sd["quantizer.inited"].item()):
+        if not inited.is_meta and not bool(sd["quantizer.inited"].item()):
             log.warning("wavtokenizer checkpoint: the codebook was never initialised (inited=0)")
     load_state_dict_strict(model, sd, source="official WavTokenizer checkpoint")
     return model.eval()
+
+
+def to_official_state_dict(model) -> dict[str, torch.Tensor]:
+    """Zoo ``WavTokenizer`` -> the inference part of the official Lightning ``state_dict`` (official key
+    names; the official ``.ckpt`` is ``{"state_dict": this, ...}``). The parts the zoo drops (EnCodec
+    decoder, discriminators, loss buffers) are not recreated."""
+    out = {}
+    for key, value in model.state_dict().items():
+        if key.startswith("encoder."):
+            out[_ENCODER + key[len("encoder."):]] = value
+        elif key.startswith("quantizer."):
+            out[_CODEBOOK + key[len("quantizer."):]] = value
+        else:
+            out[key] = value
+    return out
+
+
+def to_official_config(model) -> dict[str, Any]:
+    """The ``model.init_args`` part of the official training yaml that describes ``model`` (what
+    :func:`convert_wavtokenizer` reads and checks; training-only settings are left out)."""
+    c = model.config
+    return {"model": {"class_path": "decoder.experiment.WavTokenizer", "init_args": {
+        "sample_rate": int(model.sample_rate),
+        "feature_extractor": {"class_path": "decoder.feature_extractors.EncodecFeatures", "init_args": {
+            "encodec_model": "encodec_24khz", "bandwidths": [6.6] * 4, "train_codebooks": True, "num_quantizers": 1,
+            "dowmsamples": list(c["ratios"]), "vq_bins": int(c["codebook_size"]),
+            "vq_kmeans": int(c["kmeans_iters"])}},
+        "backbone": {"class_path": "decoder.models.VocosBackbone", "init_args": {
+            "input_channels": int(c["codebook_dim"]), "dim": int(c["dim"]), "intermediate_dim": int(c["intermediate_dim"]),
+            "num_layers": int(c["num_layers"]), "adanorm_num_embeddings": c["num_bandwidths"]}},
+        "head": {"class_path": "decoder.heads.ISTFTHead", "init_args": {
+            "dim": int(c["dim"]), "n_fft": int(c["n_fft"]), "hop_length": int(c["hop_length"]),
+            "padding": c.get("padding", "same")}}}}}

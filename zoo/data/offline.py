@@ -74,10 +74,6 @@ def skimage_photos() -> dict[str, np.ndarray]:
     return out
 
 
-def _to_tensor(img: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(img).permute(2, 0, 1).float().div(255.0)
-
-
 def load_photo(source: str | Path, size: int | tuple[int, int] | None = 256, crop: str = "center") -> torch.Tensor:
     """One photo as float ``[3, H, W]`` in [0, 1]: resize the short side, then centre crop.
 
@@ -86,21 +82,20 @@ def load_photo(source: str | Path, size: int | tuple[int, int] | None = 256, cro
     """
     from PIL import Image
 
+    from ..image_file import pil_to_tensor, read_image, resize_and_crop
+
     if isinstance(source, str) and not Path(source).exists():
         imgs = skimage_photos()
         if source not in imgs:
             raise FileNotFoundError(f"{source!r} is neither a file nor a scikit-image photo ({sorted(imgs)})")
         pil = Image.fromarray(imgs[source])
     else:
-        pil = Image.open(source).convert("RGB")
+        if not Path(source).is_file():
+            raise FileNotFoundError(f"image file not found: {source}")
+        pil, _, _ = read_image(source)
     if size is not None:
-        h, w = (size, size) if isinstance(size, int) else size
-        scale = max(h / pil.height, w / pil.width)
-        rw, rh = max(w, round(pil.width * scale)), max(h, round(pil.height * scale))
-        pil = pil.resize((rw, rh), Image.BICUBIC, reducing_gap=3.0)
-        left, top = (rw - w) // 2, (rh - h) // 2
-        pil = pil.crop((left, top, left + w, top + h))
-    return _to_tensor(np.array(pil))
+        pil = resize_and_crop(pil, (size, size) if isinstance(size, int) else tuple(size))
+    return pil_to_tensor(pil)
 
 
 def photos(size: int = 256, limit: int | None = None, include_skimage: bool = True) -> torch.Tensor:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["generator", "random_crop", "center_crop", "random_hflip", "random_segment", "center_segment",
-           "peak_normalize"]
+__all__ = ["generator", "random_crop", "center_crop", "ten_crop", "random_hflip", "random_segment",
+           "center_segment", "peak_normalize"]
 
 
 def generator(seed: int) -> torch.Generator:
@@ -72,3 +72,16 @@ def peak_normalize(wave: torch.Tensor, peak: float = 0.95, eps: float = 1e-8) ->
         raise ValueError(f"peak must lie in (0, 1], got {peak}")
     m = wave.abs().amax()
     return wave if float(m) < eps else wave * (peak / m)
+
+
+def ten_crop(img: torch.Tensor, size: int | tuple[int, int]) -> tuple[torch.Tensor, list[str]]:
+    """The four corner crops and the centre crop of ``img [C, H, W]``, then their horizontal flips
+    -> ``([10, C, h, w], names)`` (the views of torchvision's ``TenCrop``)."""
+    h, w = _pair(size)
+    _check_image(img, (h, w))
+    H, W = img.shape[-2:]
+    corners = {"top_left": (0, 0), "top_right": (0, W - w), "bottom_left": (H - h, 0),
+               "bottom_right": (H - h, W - w), "center": ((H - h) // 2, (W - w) // 2)}
+    crops = [img[:, t:t + h, l:l + w] for t, l in corners.values()]
+    views = torch.stack(crops + [c.flip(-1) for c in crops])
+    return views, list(corners) + [f"{n}_flip" for n in corners]

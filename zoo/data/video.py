@@ -39,12 +39,13 @@ def list_videos(root: str | os.PathLike) -> list[Path]:
     return paths
 
 
-def read_video(path: str | os.PathLike, max_frames: int | None = None) -> torch.Tensor:
-    """Decode the first video stream of ``path`` -> uint8 ``[T, H, W, 3]`` (RGB)."""
+def read_video(path, max_frames: int | None = None) -> torch.Tensor:
+    """Decode the first video stream of ``path`` (a path or a binary file object) -> uint8
+    ``[T, H, W, 3]`` (RGB)."""
     import av
 
     frames = []
-    with av.open(str(path)) as container:
+    with av.open(str(path) if isinstance(path, (str, os.PathLike)) else path) as container:
         if not container.streams.video:
             raise ValueError(f"{path} has no video stream")
         stream = container.streams.video[0]

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["group_norm", "ResnetBlock", "AttnBlock", "Downsample", "Upsample", "ConvEncoder2d",
-           "ConvDecoder2d"]
+           "ConvDecoder2d", "conv_levels_from_state_dict", "conv_autoencoder_from_state_dict"]
 
 
 def group_norm(channels: int, num_groups: int = 32, eps: float = 1e-6) -> nn.GroupNorm:
@@ -231,3 +231,39 @@ class ConvDecoder2d(DecoderLevels):
         self.conv_out = nn.Conv2d(block_in, out_channels, 3, padding=1)
         self.upsample_factor = 2 ** (n - 1)
 
+
+
+def conv_levels_from_state_dict(sd, prefix: str, decoder: bool = False) -> tuple[list[int], int]:
+    """(width of every level, ResnetBlocks per level) of the :class:`ConvEncoder2d` (or, with
+    ``decoder=True``, :class:`ConvDecoder2d`) whose keys start with ``prefix`` (e.g.
+    ``"encoder."``), read from the weight shapes. Widths are in encoder order (level 0 = full
+    resolution) for both: a decoder's ``conv_blocks[0]`` is its deepest level."""
+    import re
+
+    pattern = re.compile(rf"{re.escape(prefix)}conv_blocks\.(\d+)\.res\.(\d+)\.conv1\.weight$")
+    found = [(int(m.group(1)), int(m.group(2))) for k in sd if (m := pattern.match(k))]
+    levels = sorted({i for i, _ in found})
+    if not levels or levels != list(range(len(levels))):
+        raise KeyError(f"no conv levels '{prefix}conv_blocks.<i>.res.<j>.conv1.weight' numbered 0..n-1 in the "
+                       f"state dict (found levels {levels})")
+    per_level = {len({j for i, j in found if i == level}) for level in levels}
+    if len(per_level) != 1:
+        raise KeyError(f"'{prefix}conv_blocks' levels have different ResnetBlock counts {sorted(per_level)}")
+    widths = [int(sd[f"{prefix}conv_blocks.{i}.res.0.conv1.weight"].shape[0]) for i in levels]
+    return (widths[::-1] if decoder else widths), per_level.pop()
+
+
+def conv_autoencoder_from_state_dict(sd, encoder: str = "encoder.", decoder: str = "decoder.") -> dict:
+    """Arguments of a :class:`ConvEncoder2d` / :class:`ConvDecoder2d` pair read from weight shapes:
+    the encoder's ``ch``, ``ch_mult``, ``num_res_blocks`` and the decoder's ``dec_ch`` /
+    ``dec_num_res_blocks`` (its levels must follow the same ``ch_mult``; ``ValueError`` otherwise)."""
+    ch = int(sd[f"{encoder}conv_in.weight"].shape[0])
+    widths, num_res = conv_levels_from_state_dict(sd, encoder)
+    if any(w % ch for w in widths):
+        raise ValueError(f"'{encoder}' level widths {widths} are not multiples of ch={ch}")
+    ch_mult = [w // ch for w in widths]
+    dec_widths, dec_res = conv_levels_from_state_dict(sd, decoder, decoder=True)
+    dec_ch = dec_widths[0] // ch_mult[0]
+    if [dec_ch * m for m in ch_mult] != dec_widths:
+        raise ValueError(f"'{decoder}' level widths {dec_widths} do not follow the encoder's ch_mult {ch_mult}")
+    return dict(ch=ch, ch_mult=ch_mult, num_res_blocks=num_res, dec_ch=dec_ch, dec_num_res_blocks=dec_res - 1)

@@ -5,7 +5,7 @@ On CPUs PyTorch runs fp32 ``F.linear`` through MKL ``sgemm``; oneDNN's matmul
 accumulation, results equal up to summation order, ~1e-6 relative) and is about 2x faster on
 AVX-512 CPUs, markedly so on AMD, where MKL does not pick its fastest kernels. The fast path is
 taken only where it is exact to use and has no autograd or autocast interplay: CPU, fp32 input
-and weight, no gradient needed, autocast off, not being traced by ``torch.compile``, and a
+and weight, no gradient needed, autocast off, not being traced by ``torch.compile`` or exported to ONNX, and a
 product large enough for the call overhead to pay (see :data:`MIN_FLOPS`). Everything else
 (training, CUDA, bf16/fp16, autocast) goes through ``F.linear`` unchanged. ``ZOO_FAST_LINEAR=0``
 in the environment disables the fast path (for A/B timing).
@@ -40,6 +40,8 @@ def _use_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
     if torch.is_autocast_enabled("cpu") or torch.compiler.is_compiling():
         return False
     if x.dim() < 2 or x.numel() == 0 or x.numel() * weight.shape[0] < MIN_FLOPS:
+        return False
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():  # oneDNN's op has no ONNX form
         return False
     return fast_linear_enabled()
 

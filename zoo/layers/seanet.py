@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .linear import conv1x1
+from .onnx_lstm import lstm_onnx
 
 __all__ = ["WNConv1d", "SConv1d", "SEANetResnetBlock", "SLSTM", "SEANetEncoder", "pad1d", "extra_padding"]
 
@@ -144,7 +145,10 @@ class SLSTM(nn.Module):
         self.lstm = nn.LSTM(dim, dim, num_layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y, _ = self.lstm(x.permute(2, 0, 1))
+        if torch.onnx.is_in_onnx_export():  # one ONNX LSTM node per layer: any sequence length
+            y = lstm_onnx(self.lstm, x.permute(2, 0, 1))
+        else:
+            y, _ = self.lstm(x.permute(2, 0, 1))
         y = y.permute(1, 2, 0)
         return y + x if self.skip else y
 

@@ -340,8 +340,10 @@ class DMel(Tokenizer):
         return super()._as_tokens(tokens)
 
     def vocode(self, log_mel: torch.Tensor, num_samples: int | None = None, vocoder: str | None = None,
-               griffin_lim_iters: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Log10 mel ``[B, F, n_mels]`` -> waveform ``[B, num_samples or (F - 1) * hop]`` in [-1, 1]."""
+               griffin_lim_iters: int | None = None, generator: torch.Generator | None = None,
+               clamp: bool = True) -> torch.Tensor:
+        """Log10 mel ``[B, F, n_mels]`` -> waveform ``[B, num_samples or (F - 1) * hop]``, clipped to
+        [-1, 1] unless ``clamp=False``."""
         vocoder = vocoder or self.vocoder_type
         frames = log_mel.shape[1]
         if num_samples is not None and self.num_frames(int(num_samples)) != frames:
@@ -359,12 +361,14 @@ class DMel(Tokenizer):
             wave = self.vocos(log_mel)[:, :length]
         else:
             raise ValueError(f"vocoder must be 'griffin_lim' or 'vocos', got {vocoder!r}")
-        return wave.clamp(-1.0, 1.0)
+        return wave.clamp(-1.0, 1.0) if clamp else wave
 
     def _decode(self, tokens: Tokens, vocoder: str | None = None, griffin_lim_iters: int | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """Audio ``[B, T]`` (unclamped). vocoder: ``"griffin_lim"`` or ``"vocos"`` (default: the
+        model's); griffin_lim_iters: iterations; generator: Griffin-Lim's initial phases."""
         return self.vocode(self.dequantize(tokens.ids), tokens.num_samples, vocoder=vocoder,
-                           griffin_lim_iters=griffin_lim_iters, generator=generator)
+                           griffin_lim_iters=griffin_lim_iters, generator=generator, clamp=False)
 
     def forward(self, x: torch.Tensor) -> TokenizerOutput:
         """Training forward (trains the Vocos vocoder; the tokenizer itself is fixed).

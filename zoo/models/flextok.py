@@ -150,6 +150,16 @@ class FlexTok(Tokenizer):
     def codebook_size(self) -> int:
         return self.quantizer.codebook_size
 
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return (self.image_size, self.image_size)
+
+    @property
+    def input_multiple(self) -> int | None:
+        """Other sizes: sides divisible by VAE factor x patch; None with absolute positions (at most
+        ``input_size``: the protocol then resizes to it)."""
+        return None if self.pos_scaling == "absolute" else self.downsample * self.patch_size
+
     def token_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return (self.num_registers,)
 
@@ -251,13 +261,14 @@ class FlexTok(Tokenizer):
         return euler_sample(velocity, x, steps, guidance=guidance, apg=apg)
 
     def _decode(self, tokens: Tokens, k=None, steps: int | None = None, guidance: float | Callable | None = None,
-                apg: bool | None = None, noise: torch.Tensor | None = None, generator: torch.Generator | None = None,
-                clamp: bool = True) -> torch.Tensor:
-        """Images ``[B, 3, H, W]`` in [0, 1] (``clamp=False`` keeps values outside it)."""
+                apg: bool | None = None, noise: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """Images ``[B, 3, H, W]`` on the [0, 1] scale (unclamped). k: keep the first k tokens (int
+        or per-row ``[B]``); steps / guidance / apg: Euler sampler settings (defaults from the
+        config); noise or generator: the initial noise, for reproducible decodes."""
         lat = self.decode_latents(tokens, k=k, steps=steps, guidance=guidance, apg=apg, noise=noise,
                                   generator=generator)
-        img = (self.vae_decode(lat) + 1) / 2
-        return img.clamp(0, 1) if clamp else img
+        return (self.vae_decode(lat) + 1) / 2
 
     # ----------------------------------------------------------------- training
     def set_repa_encoder(self, fn: Callable[[torch.Tensor], torch.Tensor] | None) -> None:

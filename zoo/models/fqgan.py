@@ -116,6 +116,7 @@ class FQGAN(Tokenizer):
         if image_size % self.factor:
             raise ValueError(f"image_size {image_size} is not divisible by the downsampling factor {self.factor}")
         grid = image_size // self.factor
+        self.image_size, self.adapter_depth = image_size, adapter_depth
         width = self.encoder.out_width
         self.heads = nn.ModuleList(_BranchHead(width, z_channels, grid, adapter_depth, adapter_heads, num_groups)
                                    for _ in self.branches)
@@ -134,6 +135,15 @@ class FQGAN(Tokenizer):
     @property
     def codebook_size(self) -> tuple[int, ...]:
         return self.quantizer.codebook_size
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return (self.image_size, self.image_size)
+
+    @property
+    def input_multiple(self) -> int | None:
+        """Without adapters (learned positions) any side divisible by the downsampling factor."""
+        return None if self.adapter_depth > 0 else self.factor
 
     def token_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         h, w = input_shape[-2:]
@@ -182,7 +192,7 @@ class FQGAN(Tokenizer):
         return TokenizerOutput(recon=(dec + 1.0) / 2.0, tokens=tokens, losses=losses, stats=q.stats,
                                extras={"z_q": q.z_q, "semantic_features": feats})
 
-    def _encode(self, x: torch.Tensor, **kwargs) -> Tokens:
+    def _encode(self, x: torch.Tensor) -> Tokens:
         q = self.quantizer(self.branch_latents(x))
         return Tokens(ids=q.ids.flatten(1, 2), input_shape=tuple(x.shape[-2:]))
 
@@ -196,13 +206,14 @@ class FQGAN(Tokenizer):
             raise ValueError(f"{n} tokens do not form a {h}x{w} grid; pass Tokens with input_shape")
         return h, w
 
-    def _decode(self, tokens: Tokens, **kwargs) -> torch.Tensor:
+    def _decode(self, tokens: Tokens) -> torch.Tensor:
+        """Images ``[B, 3, H, W]`` on the [0, 1] scale (unclamped)."""
         ids = tokens.ids
         if ids.dim() != 3 or ids.shape[-1] != len(self.branches):
             raise ValueError(f"FQGAN ids must be [B, N, {len(self.branches)}], got {tuple(ids.shape)}")
         h, w = self._grid(tokens)
         z_q = self.quantizer.ids_to_latents(ids.view(ids.shape[0], h, w, -1))
-        return ((self.decode_latents(z_q) + 1.0) / 2.0).clamp(0.0, 1.0)
+        return (self.decode_latents(z_q) + 1.0) / 2.0
 
 
 # ---------------------------------------------------------------------- registry
@@ -210,9 +221,10 @@ _RELEASED = dict(codebook_size=16384, codebook_dim=8, z_channels=256, ch=128, nu
                  image_size=256, adapter_depth=6, adapter_heads=8, feat_depth=3, feat_heads=8, beta=0.25,
                  entropy_loss_ratio=0.03, disentangle_ratio=0.1, semantic_weight=0.5)
 _FQGAN_NOTE = ("Official checkpoint from github.com/showlab/FQGAN (README table), converted by zoo.convert.fqgan "
-               "(the EMA weights when the file holds them); the conversion was checked against the official "
-               "VQModel code at the release architecture with random weights (identical ids, decode within 3e-5, "
-               "equal disentanglement loss and feature predictions), not on the released files (no network here). "
+               "(the EMA weights when the file holds them; architecture from the weights and the stored training "
+               "args, checked against this entry). Whole-model parity is tested on fixtures made by running the "
+               "official VQModel code (dual at /16 and /8, shrunk widths: tests/convert/test_fqgan_whole_golden.py; "
+               "ids exact, unclamped decode within 1e-4), not on the released files (no network here). "
                "No revision hash could be looked up offline: the revision is unpinned (main). rFID on ImageNet "
                "val 256x256 as published in the README.")
 

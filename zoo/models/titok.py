@@ -145,6 +145,11 @@ class TiTok(Tokenizer):
         carrying no information, the latents travel in ``Tokens.extras["latents"]``)."""
         return 1 if self.quantize is None else self.quantize.codebook_size
 
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """The only image size this TiTok takes (learned positions)."""
+        return (self.image_size, self.image_size)
+
     def token_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         self._check_size(tuple(input_shape)[-2:])
         return (self.num_tokens,)
@@ -228,8 +233,10 @@ class TiTok(Tokenizer):
             raise ValueError(f"length must be an int in [1, {n}], got {length!r}")
         return length
 
-    def _decode(self, tokens: Tokens, length: int | None = None, clamp: bool = True,
+    def _decode(self, tokens: Tokens, length: int | None = None,
                 text_guidance: torch.Tensor | None = None) -> torch.Tensor:
+        """Images ``[B, 3, H, W]`` (unclamped). length: decode only the first ``length`` tokens;
+        text_guidance: TA-TiTok's CLIP text features ``[B, 77, 768]``."""
         if self.quantize is None:
             z = tokens.extras["latents"].to(self.device, torch.float32)
             if z.dim() != 3 or z.shape[-1] != self.token_size:
@@ -251,8 +258,7 @@ class TiTok(Tokenizer):
             key_padding = torch.arange(z.shape[1], device=z.device)[None] < lengths[:, None]
         if text_guidance is not None:
             text_guidance = text_guidance.to(self.device)
-        out = self.latents_to_pixels(z, key_padding=key_padding, text_guidance=text_guidance)
-        return out.clamp(0.0, 1.0) if clamp else out
+        return self.latents_to_pixels(z, key_padding=key_padding, text_guidance=text_guidance)
 
     # ----------------------------------------------------------------- training
     def _tail_length(self) -> int:

@@ -192,6 +192,10 @@ class TokenFlow(Tokenizer):
     def codebook_size(self) -> int | tuple[int, ...]:
         return self.quantizer.codebook_size
 
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return (self.grid * self.factor, self.grid * self.factor)
+
     def token_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         h, w = input_shape[-2:]
         if h != self.grid * self.factor or w != self.grid * self.factor:
@@ -232,16 +236,17 @@ class TokenFlow(Tokenizer):
         return TokenizerOutput(recon=(dec + 1.0) / 2.0, tokens=Tokens(ids=q.ids, input_shape=tuple(x.shape[-2:])),
                                losses=losses, stats=q.stats, extras={"z_q": q.z_q, "semantic_features": feats})
 
-    def _encode(self, x: torch.Tensor, **kwargs) -> Tokens:
+    def _encode(self, x: torch.Tensor) -> Tokens:
         return Tokens(ids=self.quantizer(self.latents(x)).ids, input_shape=tuple(x.shape[-2:]))
 
-    def _decode(self, tokens: Tokens, **kwargs) -> torch.Tensor:
+    def _decode(self, tokens: Tokens) -> torch.Tensor:
+        """Images ``[B, 3, H, W]`` on the [0, 1] scale (unclamped)."""
         want = 2 if isinstance(self.codebook_size, int) else 3
         if tokens.ids.dim() != want:
             raise ValueError(f"TokenFlow ids must be {'[B, T]' if want == 2 else '[B, T, 2]'}, "
                              f"got {tuple(tokens.ids.shape)}")
         dec, _ = self.decode_latents(self.quantizer.ids_to_latents(tokens.ids))
-        return ((dec + 1.0) / 2.0).clamp(0.0, 1.0)
+        return (dec + 1.0) / 2.0
 
     def decode_semantic(self, tokens: Tokens | torch.Tensor) -> torch.Tensor:
         """Ids -> reconstructed teacher features ``[B, grid*grid, teacher_dim]`` (understanding path)."""
@@ -264,9 +269,11 @@ register_tokenizer(
     paper="arXiv:2412.03069",
     notes=("Official TokenFlow tokenizer of the text-to-image model (CLIP ViT-B/16 teacher, 32k shared codebook, "
            "enhanced decoder), evaluated by the authors at 256x256 with interpolated positions and scales up to 16 "
-           "(scripts/reconstruction_vq.sh). Converted by zoo.convert.tokenflow; the conversion was checked against the "
-           "official TokenFlow code at this exact architecture with random weights (identical 817 ids, pixel decode "
-           "within 3e-5, semantic features within 1e-6), not on the released file (no network here); the "
+           "(scripts/reconstruction_vq.sh); the file stores no resolution, this entry gives it. Converted by "
+           "zoo.convert.tokenflow (architecture from the weights and the stored training args, checked against this "
+           "entry). Whole-model parity is tested on a fixture made by running the official code (shrunk widths, the "
+           "224-px schedule, 561 ids: tests/convert/test_tokenflow_whole_golden.py), not on the released file and "
+           "not at the 256-px interpolated schedule (no network here); the "
            "revision is unpinned (main). The README publishes no reconstruction numbers for this file: metrics "
            "left empty."))
 

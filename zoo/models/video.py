@@ -157,19 +157,16 @@ class Video1DTokenizer(Tokenizer):
         h = self.decoder(torch.cat([latents, queries], dim=1))[:, -n:]
         return unpatchify_3d(self.head(self.decoder_norm(h)), self.grid, self.patch_size, self.tubelet, 3)
 
-    def _encode(self, x: torch.Tensor, **kwargs) -> Tokens:
-        if kwargs:
-            raise TypeError(f"unexpected encode arguments {sorted(kwargs)}")
+    def _encode(self, x: torch.Tensor) -> Tokens:
         q = self.quantizer(self._latents(x))
         return Tokens(ids=q.ids, input_shape=tuple(x.shape[-3:]))
 
-    def _decode(self, tokens: Tokens, **kwargs) -> torch.Tensor:
-        if kwargs:
-            raise TypeError(f"unexpected decode arguments {sorted(kwargs)}")
+    def _decode(self, tokens: Tokens) -> torch.Tensor:
+        """Clips ``[B, 3, T, H, W]`` on the [0, 1] scale (unclamped)."""
         if tokens.ids.dim() != 2 or tokens.ids.shape[1] != self.num_tokens:
             raise ValueError(f"expected ids [B, {self.num_tokens}], got {tuple(tokens.ids.shape)}")
         z_q = self.quantizer.ids_to_latents(tokens.ids)
-        return self._from_model(self._pixels(z_q)).clamp(0.0, 1.0)
+        return self._from_model(self._pixels(z_q))
 
     def forward(self, x: torch.Tensor) -> TokenizerOutput:
         """Training forward: recon ``[B, 3, T, H, W]`` in [0, 1] (unclamped), losses ``recon``,

@@ -63,6 +63,11 @@ class CausalConvVideoTokenizer(Tokenizer):
 
     # ----------------------------------------------------------------- shapes
     @property
+    def input_multiple(self) -> int:
+        """Any height and width divisible by the spatial factor (``input_size`` is nominal)."""
+        return self.spatial_factor
+
+    @property
     def codebook_size(self) -> int:
         return self.quantizer.codebook_size
 
@@ -96,16 +101,13 @@ class CausalConvVideoTokenizer(Tokenizer):
         z = z_q.reshape(b, *grid, c).permute(0, 4, 1, 2, 3).to(self.post_quant_conv.weight.dtype)
         return self.decoder(self.post_quant_conv(z))
 
-    def _encode(self, x: torch.Tensor, **kwargs) -> Tokens:
-        if kwargs:
-            raise TypeError(f"unexpected encode arguments {sorted(kwargs)}")
+    def _encode(self, x: torch.Tensor) -> Tokens:
         self.latent_grid(tuple(x.shape[-3:]))
         q, _ = self._quantize(x)
         return Tokens(ids=q.ids, input_shape=tuple(x.shape[-3:]))
 
-    def _decode(self, tokens: Tokens, **kwargs) -> torch.Tensor:
-        if kwargs:
-            raise TypeError(f"unexpected decode arguments {sorted(kwargs)}")
+    def _decode(self, tokens: Tokens) -> torch.Tensor:
+        """Clips ``[B, 3, T, H, W]`` on the [0, 1] scale (unclamped)."""
         thw = tokens.input_shape or self.input_size
         grid = self.latent_grid(thw)
         n = grid[0] * grid[1] * grid[2]
@@ -113,7 +115,7 @@ class CausalConvVideoTokenizer(Tokenizer):
             raise ValueError(f"expected ids [B, {n}] for a {'x'.join(map(str, thw))} clip, got "
                              f"{tuple(tokens.ids.shape)} (pass Tokens with input_shape for other sizes)")
         z_q = self.quantizer.ids_to_latents(tokens.ids)
-        return ((self._pixels(z_q, grid) + 1.0) / 2.0).clamp(0.0, 1.0)
+        return (self._pixels(z_q, grid) + 1.0) / 2.0
 
     def forward(self, x: torch.Tensor) -> TokenizerOutput:
         """Training forward: recon in [0, 1] (unclamped), losses ``recon`` and ``quant_*``."""

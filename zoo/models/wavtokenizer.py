@@ -191,7 +191,9 @@ class WavTokenizer(Tokenizer):
             return self.encoder(x.unsqueeze(1))
 
     def _decode(self, tokens: Tokens, bandwidth_id=None, trim: bool = True, n_q: int | None = None) -> torch.Tensor:
-        """n_q: decode from the first n_q residual levels only (residual VQ; default all)."""
+        """Audio ``[B, T]`` (unclamped). bandwidth_id: the decoder's AdaNorm condition (int or per
+        row; default ``tokens.extras["bandwidth_id"]`` or 0); trim: cut to ``tokens.num_samples``;
+        n_q: decode from the first n_q residual levels only (residual VQ; default all)."""
         if tokens.ids.dim() != (2 if self.num_quantizers == 1 else 3):
             shape = "[B, F]" if self.num_quantizers == 1 else f"[B, F, {self.num_quantizers}]"
             raise ValueError(f"WavTokenizer ids are {shape}, got {tuple(tokens.ids.shape)}")

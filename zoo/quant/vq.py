@@ -19,9 +19,12 @@ def squared_distances(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     """z ``[M, D]``, codebook ``[K, D]`` -> ``[M, K]`` squared L2 distances.
 
     Expanded form ``|z|^2 + |e|^2 - 2 z.e`` as the official implementations compute it, so
-    ties and rounding resolve the same way.
+    ties and rounding resolve the same way. Always float32, also under autocast: in bf16 / fp16
+    the cancellation in the expanded form would leave too few bits to rank the codes.
     """
-    return z.pow(2).sum(1, keepdim=True) + codebook.pow(2).sum(1) - 2.0 * (z @ codebook.t())
+    with torch.autocast(device_type=z.device.type, enabled=False):
+        z, codebook = z.float(), codebook.float()
+        return z.pow(2).sum(1, keepdim=True) + codebook.pow(2).sum(1) - 2.0 * (z @ codebook.t())
 
 
 def nearest_code(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
