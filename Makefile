@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEBIAN_PACKAGES := alsa-utils fillets-ng-data-nl fillets-ng-data mate-backgrounds
+DEBIAN_PACKAGES := alsa-utils fillets-ng-data-nl fillets-ng-data mate-backgrounds plasma-workspace-wallpapers codec2 opus-tools
 export OMP_NUM_THREADS ?= 2
 
 .PHONY: demo test test-fast debs venv clean

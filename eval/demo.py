@@ -1,10 +1,13 @@
 """The main job: ``python -m zoo demo`` (``make demo``).
 
 Reconstructs held-out real photos and speech with every packaged demo tokenizer (registry tag
-``demo``, weights in ``zoo/weights/``) plus the untrained dMel baseline (Griffin-Lim), prints a
-table (tokens per image / per second, bits, PSNR / SSIM, STOI / PESQ / DNSMOS, encode / decode
-time) and writes ``OUT/report.md``, ``OUT/report.json``, ``OUT/image_grid.png``,
-``OUT/audio/*.wav`` and ``OUT/spectrograms.png``. No network is used.
+``demo``, weights in ``zoo/weights/``), the untrained dMel baseline (Griffin-Lim) and classic
+codecs at equal bits (bicubic thumbnails, JPEG, WebP, Codec2, Opus: ``eval.demo_baselines``),
+prints an image and a speech table (tokens, bits, PSNR / SSIM, STOI / PESQ wb and nb / DNSMOS,
+encode / decode time) and each learned tokenizer's margin over the best classic codec that spends
+no more bits, and writes ``OUT/report.md``, ``OUT/report.json``, ``OUT/rate_distortion.{png,json}``
+(quality vs bits; the 1D image tokenizer as a curve over its first 8..64 tokens),
+``OUT/image_grid.png``, ``OUT/audio/*.wav`` and ``OUT/spectrograms.png``. No network is used.
 
 Held-out data (never seen by the demo recipes, see ``zoo.data.offline``):
 photos: the held-out sources of ``photo_split()`` (resized, centre-cropped to the model's size);
@@ -29,7 +32,8 @@ import torch
 from zoo.checkpoint import atomic_path
 
 __all__ = ["main", "run_demo", "evaluate_image", "evaluate_audio", "held_out_photos", "held_out_crops",
-           "held_out_speech", "package_checkpoint", "markdown_table", "BASELINES"]
+           "held_out_speech", "package_checkpoint", "markdown_table", "image_table", "speech_table", "verdicts",
+           "BASELINES", "CURVE_TOKENS"]
 
 CLIPS_PER_CORPUS = 3
 SPEECH_SECONDS = 4.0
@@ -104,11 +108,28 @@ def held_out_speech(sample_rate: int) -> tuple[list[str], list[torch.Tensor]]:
 
 
 # ----------------------------------------------------------------------------- evaluation
-def evaluate_image(tok, device: str = "cpu") -> dict:
-    """Held-out photo metrics of an image tokenizer (8-bit quantised PSNR / SSIM, ``eval.image``).
+#: prefix lengths of the quality-vs-token-count curve of 1D image tokenizers (decode(tokens, length=L))
+CURVE_TOKENS = (8, 16, 32, 64)
 
-    Returns the report row plus ``_originals`` / ``_recons`` (tensors, for the grid)."""
-    from eval.image import ImageFidelity
+
+def _token_curve(tok, tokens, x: torch.Tensor, crops: torch.Tensor) -> dict:
+    """PSNR of decoding only the first L tokens, L in :data:`CURVE_TOKENS` (up to the model's count)."""
+    from eval.demo_baselines import image_scores
+
+    crop_tokens = tok.encode(crops)
+    lengths = [n for n in CURVE_TOKENS if n <= tokens.ids.shape[1]]
+    bits = bits_per_position(tok)
+    return {"tokens": lengths, "bits": [n * bits for n in lengths],
+            "psnr": [image_scores(tok.decode(tokens, length=n), x)["psnr"] for n in lengths],
+            "psnr_crops": [image_scores(tok.decode(crop_tokens, length=n), crops)["psnr"] for n in lengths],
+            "tail_drop_trained": bool(getattr(tok, "tail_drop", False))}
+
+
+def evaluate_image(tok, device: str = "cpu") -> dict:
+    """Held-out photo metrics of an image tokenizer (8-bit quantised PSNR / SSIM, ``eval.image``);
+    for tokenizers that decode token prefixes (TiTok ``length=``) also ``curve``: PSNR at
+    :data:`CURVE_TOKENS` tokens. Returns the report row plus ``_originals`` / ``_recons`` (tensors, for the grid)."""
+    from eval.demo_baselines import image_scores
 
     size = int(getattr(tok, "image_size", 64))
     names, x = held_out_photos(size)
@@ -117,31 +138,29 @@ def evaluate_image(tok, device: str = "cpu") -> dict:
     tokens, enc_ms = _timed(lambda: tok.encode(x))
     y, dec_ms = _timed(lambda: tok.decode(tokens))
     y = y.clamp(0, 1)
-    fid = ImageFidelity(("psnr", "ssim"))
-    fid.update(y.cpu(), x.cpu())
-    per = fid.per_image()
+    whole = image_scores(y, x)
     crops = held_out_crops(size).to(device)
-    crop_fid = ImageFidelity(("psnr", "ssim"))
-    crop_fid.update(tok.reconstruct(crops).clamp(0, 1).cpu(), crops.cpu())
-    crop_m = crop_fid.compute()
+    crop_m = image_scores(tok.reconstruct(crops), crops)
     n = tokens.ids.shape[1]
-    return {"modality": "image", "items": len(x), "input": f"{size}x{size}", "tokens": n,
-            "bits": n * bits_per_position(tok), "psnr": float(per["psnr"].mean()), "ssim": float(per["ssim"].mean()),
-            "psnr_per_image": dict(zip(names, per["psnr"].tolist())),
-            "psnr_crops": float(crop_m["psnr"]), "ssim_crops": float(crop_m["ssim"]), "crops": len(crops),
-            "encode_ms": enc_ms / len(x), "decode_ms": dec_ms / len(x), "_names": names,
-            "_originals": x.cpu(), "_recons": y.cpu()}
+    row = {"modality": "image", "items": len(x), "input": f"{size}x{size}", "tokens": n,
+           "bits": n * bits_per_position(tok), "psnr": whole["psnr"], "ssim": whole["ssim"],
+           "psnr_per_image": dict(zip(names, whole["psnr_each"])),
+           "psnr_crops": crop_m["psnr"], "ssim_crops": crop_m["ssim"], "crops": len(crops),
+           "encode_ms": enc_ms / len(x), "decode_ms": dec_ms / len(x), "_names": names,
+           "_originals": x.cpu(), "_recons": y.cpu()}
+    if getattr(tok, "variable_length_arg", None) == "length":
+        row["curve"] = _token_curve(tok, tokens, x, crops)
+    return row
 
 
 def evaluate_audio(tok, device: str = "cpu", dnsmos: bool = True) -> dict:
-    """Held-out speech metrics of an audio tokenizer (``eval.audio``: STOI, wide-band PESQ,
-    DNSMOS OVRL). Returns the report row plus ``_clips``: ``[(name, original, recon)]``."""
-    from eval.audio import DNSMOS, PESQ, STOI
+    """Held-out speech metrics of an audio tokenizer (``eval.demo_baselines.speech_scores``: STOI,
+    wide-band PESQ, narrow-band PESQ at 8 kHz, DNSMOS OVRL). Returns the report row plus ``_clips``:
+    ``[(name, original, recon)]``."""
+    from eval.demo_baselines import speech_scores
 
     sr = tok.sample_rate
     names, clips = held_out_speech(sr)
-    stoi, pesq = STOI(sr), PESQ(sr)
-    dns = DNSMOS(sr) if dnsmos else None
     tok.encode(clips[0][None, : sr // 2].to(device))  # warm-up
     enc_total = dec_total = seconds = 0.0
     pairs = []
@@ -152,18 +171,33 @@ def evaluate_audio(tok, device: str = "cpu", dnsmos: bool = True) -> dict:
         y, dec_ms = _timed(lambda: tok.decode(tokens, **kw))
         y = tok.modality.fit(y, x).cpu()  # trimmed / zero-padded to the clip, clipped to [-1, 1]
         enc_total, dec_total, seconds = enc_total + enc_ms, dec_total + dec_ms, seconds + x.shape[-1] / sr
-        stoi.update(y, x.cpu())
-        pesq.update(y, x.cpu())
-        if dns is not None:
-            dns.update(y)
         pairs.append((clip_name, x[0].cpu(), y[0]))
     tps = float(tok.tokens_per_second)
     row = {"modality": "audio", "items": len(clips), "input": f"{sr} Hz", "tokens_per_s": tps,
-           "bits_per_s": tps * bits_per_position(tok), "stoi": float(stoi.compute()), "pesq": float(pesq.compute()),
+           "bits_per_s": tps * bits_per_position(tok),
+           **speech_scores([(x, y) for _, x, y in pairs], sr, dnsmos=dnsmos),
            "encode_ms_per_s": enc_total / seconds, "decode_ms_per_s": dec_total / seconds, "_clips": pairs}
-    if dns is not None:
-        row["dnsmos_ovrl"] = float(dns.compute()["ovrl"])
+    if getattr(tok, "num_quantizers", 1) > 1:
+        row["curve"] = _level_curve(tok, [x for _, x, _ in pairs], device)
     return row
+
+
+def _level_curve(tok, clips: list[torch.Tensor], device: str) -> dict:
+    """Residual-VQ codecs: STOI / PESQ wb / PESQ nb when decoding from the first k levels, k = 1..Q."""
+    from eval.demo_baselines import speech_scores
+
+    levels = list(range(1, tok.num_quantizers + 1))
+    tokens = [tok.encode(x[None].to(device)) for x in clips]
+    curve = {"n_q": levels, "bits_per_s": [], "stoi": [], "pesq": [], "pesq_nb": []}
+    per_level = bits_per_position(tok) / tok.num_quantizers
+    for k in levels:
+        pairs = [(x, tok.decode(t, n_q=k).reshape(-1)[: x.numel()].float().clamp(-1, 1).cpu())
+                 for x, t in zip(clips, tokens)]
+        scores = speech_scores(pairs, tok.sample_rate, dnsmos=False)
+        curve["bits_per_s"].append(float(tok.tokens_per_second) * per_level * k)
+        for key in ("stoi", "pesq", "pesq_nb"):
+            curve[key].append(scores[key])
+    return curve
 
 
 def _original_speech_row(device_rate: int = 16000) -> dict:
@@ -182,35 +216,139 @@ def _fmt(v, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
+def _label(r: dict) -> str:
+    return r["tokenizer"] if r.get("classic") else f"`{r['tokenizer']}`"
+
+
+def _markdown(columns: list[str], cells: list[list[str]]) -> str:
+    return "\n".join(["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+                     + ["| " + " | ".join(c) + " |" for c in cells])
+
+
+def _image_cells(r: dict) -> list[str]:
+    g = r.get
+    bits = f"{r['bits']:.0f}"
+    if "bits_crops" in r and round(r["bits_crops"]) != round(r["bits"]):
+        bits += f" ({r['bits_crops']:.0f})"
+    return [_label(r), f"{r['input']} photo", str(g("tokens", "-")), bits, f"{r['psnr']:.2f}", f"{r['ssim']:.3f}",
+            f"{r['psnr_crops']:.2f}", f"{r['ssim_crops']:.3f}", _fmt(g("encode_ms"), ".1f"), _fmt(g("decode_ms"), ".1f")]
+
+
+def image_table(rows: list[dict]) -> str:
+    """Markdown table of the image rows (learned tokenizers and classic codecs); times in ms per image."""
+    return _markdown(["tokenizer / codec", "input", "tokens", "bits / image (crops)", "PSNR dB", "SSIM",
+                      "PSNR dB crops", "SSIM crops", "encode ms", "decode ms"],
+                     [_image_cells(r) for r in rows if r["modality"] == "image"])
+
+
+def _speech_cells(r: dict) -> list[str]:
+    g = r.get
+    if "stoi" not in r:  # reference row
+        return [r["tokenizer"], r["input"]] + ["-"] * 5 + [_fmt(g("dnsmos_ovrl"), ".2f"), "-", "-"]
+    rate = f"{r['bits_per_s']:.0f}"
+    if "nominal_bits_per_s" in r and round(r["nominal_bits_per_s"]) != round(r["bits_per_s"]):
+        rate = f"{r['nominal_bits_per_s']:.0f} (file {r['bits_per_s']:.0f})"
+    return [_label(r), r["input"], _fmt(g("tokens_per_s"), ".1f"), rate, f"{r['stoi']:.3f}", f"{r['pesq']:.2f}",
+            f"{r['pesq_nb']:.2f}", _fmt(g("dnsmos_ovrl"), ".2f"), _fmt(g("encode_ms_per_s"), ".1f"),
+            _fmt(g("decode_ms_per_s"), ".1f")]
+
+
+def speech_table(rows: list[dict]) -> str:
+    """Markdown table of the speech rows (learned tokenizers, classic codecs, the original)."""
+    return _markdown(["tokenizer / codec", "coded at", "tokens / s", "bit/s", "STOI", "PESQ wb", "PESQ nb (8 kHz)",
+                      "DNSMOS OVRL", "encode ms/s", "decode ms/s"],
+                     [_speech_cells(r) for r in rows if r["modality"] == "audio"])
+
+
 def markdown_table(rows: list[dict]) -> str:
-    lines = ["| tokenizer | input | tokens | bits | PSNR dB | SSIM | STOI | PESQ | DNSMOS OVRL | encode | decode |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    """The image table, then the speech table (each only when it has rows)."""
+    parts = [t(rows) for t, m in ((image_table, "image"), (speech_table, "audio")) if any(r["modality"] == m
+                                                                                           for r in rows)]
+    return "\n\n".join(parts)
+
+
+#: metrics compared with the best classic codec at no more bits, per modality
+VERDICT_METRICS = {"image": ("psnr", "psnr_crops"), "audio": ("stoi", "pesq", "pesq_nb")}
+
+
+def verdicts(rows: list[dict]) -> list[str]:
+    """One line per learned tokenizer and metric: its margin over the best classic codec that spends no
+    more bits (``eval.demo_baselines.best_classic``)."""
+    from eval.demo_baselines import best_classic
+
+    lines = []
     for r in rows:
-        g = r.get
-        if r["modality"] == "image":
-            lines.append(f"| {r['tokenizer']} | {r['input']} photo | {r['tokens']} / image | {r['bits']:.0f} / image | "
-                         f"{r['psnr']:.2f} | {r['ssim']:.3f} | - | - | - | {r['encode_ms']:.1f} ms/img | "
-                         f"{r['decode_ms']:.1f} ms/img |")
-        elif "stoi" not in r:  # reference row
-            lines.append(f"| {r['tokenizer']} | {r['input']} speech | - | - | - | - | - | - | "
-                         f"{_fmt(g('dnsmos_ovrl'), '.2f')} | - | - |")
-        else:
-            lines.append(f"| {r['tokenizer']} | {r['input']} speech | {r['tokens_per_s']:.1f} / s | "
-                         f"{r['bits_per_s']:.0f} / s | - | - | {r['stoi']:.3f} | {r['pesq']:.2f} | "
-                         f"{_fmt(g('dnsmos_ovrl'), '.2f')} | {r['encode_ms_per_s']:.1f} ms/s | "
-                         f"{r['decode_ms_per_s']:.1f} ms/s |")
-    return "\n".join(lines)
+        if r.get("classic") or "stoi" not in r and "psnr" not in r:
+            continue
+        for metric in VERDICT_METRICS[r["modality"]]:
+            best = best_classic(r, rows, metric)
+            if best is None:
+                lines.append(f"- `{r['tokenizer']}` {metric}: no classic codec in the report spends as few bits")
+                continue
+            margin = r[metric] - best[metric]
+            lines.append(f"- `{r['tokenizer']}` {metric} {r[metric]:.3f} vs {best['tokenizer']} {best[metric]:.3f}: "
+                         f"{'beats it' if margin > 0 else 'loses'} by {abs(margin):.3f}")
+    return lines
 
 
 def _public(row: dict) -> dict:
     return {k: v for k, v in row.items() if not k.startswith("_")}
 
 
+def _rd_panels(rows: list[dict], thumbs: dict | None) -> list[dict]:
+    """Panels of the rate-distortion figure: bits vs PSNR (whole photos, crops), bit/s vs STOI, PESQ."""
+    panels = []
+    image = [r for r in rows if r["modality"] == "image"]
+    if image:
+        for metric, what in (("psnr", "whole photos"), ("psnr_crops", "closer-up crops")):
+            series = [{"label": "bicubic thumbnails", "x": thumbs["bits"], "y": thumbs[metric]}] if thumbs else []
+            for r in image:
+                if r.get("classic") and "thumbnail" in r["tokenizer"]:
+                    continue
+                if "curve" in r:
+                    c = r["curve"]
+                    series.append({"label": f"{r['tokenizer']} (first L tokens)", "x": c["bits"], "y": c[metric],
+                                   "learned": True})
+                else:
+                    bits = r["bits_crops"] if metric == "psnr_crops" and "bits_crops" in r else r["bits"]
+                    series.append({"label": r["tokenizer"], "x": [bits], "y": [r[metric]],
+                                   "learned": not r.get("classic")})
+            panels.append({"title": f"held-out photos 64x64 ({what})", "xlabel": "bits / image",
+                           "ylabel": "PSNR dB", "series": series})
+    speech = [r for r in rows if r["modality"] == "audio" and "stoi" in r]
+    if speech:
+        for metric, label in (("stoi", "STOI"), ("pesq", "PESQ wide-band"), ("pesq_nb", "PESQ narrow-band")):
+            series = []
+            for family in ("Codec2", "Opus"):
+                fam = sorted((r for r in speech if r["tokenizer"].startswith(family)),
+                             key=lambda r: r.get("rate_bits_per_s", r["bits_per_s"]))
+                if fam:
+                    series.append({"label": family, "x": [r.get("rate_bits_per_s", r["bits_per_s"]) for r in fam],
+                                   "y": [r[metric] for r in fam]})
+            for r in speech:
+                if r.get("classic"):
+                    continue
+                if "curve" in r:
+                    series.append({"label": f"{r['tokenizer']} (first k codebooks)", "x": r["curve"]["bits_per_s"],
+                                   "y": r["curve"][metric], "learned": True})
+                else:
+                    series.append({"label": r["tokenizer"], "x": [r["bits_per_s"]], "y": [r[metric]],
+                                   "learned": not r.get("baseline")})
+            panels.append({"title": f"held-out speech: {label}", "xlabel": "bit/s", "ylabel": label, "series": series})
+    return panels
+
+
 def run_demo(out: str | Path = "demo_out", device: str = "cpu", names: list[str] | None = None,
-             baselines: tuple[str, ...] = BASELINES, dnsmos: bool = True) -> list[dict]:
-    """Evaluate ``names`` (default: every ``*.demo`` entry) and the baselines; write ``out``."""
+             baselines: tuple[str, ...] = BASELINES, dnsmos: bool = True, classic: bool = True,
+             progress: bool = True) -> list[dict]:
+    """Evaluate ``names`` (default: every ``*.demo`` entry), the registry baselines and (``classic``)
+    the classic codecs at equal bits; write ``out`` (tables, rate-distortion figure, image grid,
+    spectrograms, wavs). ``progress``: a tqdm bar on stderr."""
+    from tqdm.auto import tqdm
+
     import zoo
-    from eval.figures import spectrogram_comparison
+    from eval.demo_baselines import SPEECH_RATE, image_baseline_rows, speech_baseline_rows, thumbnail_curve
+    from eval.figures import rate_distortion, spectrogram_comparison
     from eval.report import recon_grid
     from zoo.audio import save_audio
 
@@ -221,9 +359,13 @@ def run_demo(out: str | Path = "demo_out", device: str = "cpu", names: list[str]
           f"({len(zoo.list_tokenizers(pretrained=True))} with weights); demo tokenizers: {demo_names}", flush=True)
     if not demo_names:
         raise SystemExit("no packaged demo tokenizer is registered (zoo/weights/ is empty)")
+    todo = demo_names + [b for b in baselines if b not in demo_names]
+    bar = tqdm(total=len(todo) + (2 if classic else 0), desc="demo", file=sys.stderr, disable=not progress,
+               dynamic_ncols=True)
     rows, grids, speech = [], [], {}
     t_start = time.perf_counter()
-    for name in demo_names + [b for b in baselines if b not in demo_names]:
+    for name in todo:
+        bar.set_postfix_str(name)
         info = zoo.get_info(name)
         tok = zoo.create_tokenizer(name, pretrained=True).to(device).eval()
         if tok.modality == "image":
@@ -238,9 +380,32 @@ def run_demo(out: str | Path = "demo_out", device: str = "cpu", names: list[str]
                     save_audio(out / "audio" / f"{clip_name}__original.wav", x, tok.sample_rate)
                 speech[clip_name].append((name, y, tok.sample_rate))
         else:
+            bar.update()
             continue
         rows.append({"tokenizer": name, "baseline": name not in demo_names, **row})
-        print(f"  done: {name} ({time.perf_counter() - t_start:.0f} s)", flush=True)
+        bar.update()
+    thumbs = None
+    if classic and grids:
+        bar.set_postfix_str("classic image codecs")
+        names_, whole = held_out_photos(64)
+        crops = held_out_crops(64)
+        budgets = [r["bits"] for _, r in grids if r["input"] == "64x64"]
+        rows += image_baseline_rows(whole, crops, names_, budgets or [1024])
+        thumbs = thumbnail_curve(whole, crops)
+        bar.update()
+    if classic and speech:
+        bar.set_postfix_str("classic speech codecs")
+        clip_names, clips = held_out_speech(SPEECH_RATE)
+        classic_rows, decoded = speech_baseline_rows(clip_names, clips, dnsmos=dnsmos)
+        rows += classic_rows
+        for codec, waves in decoded.items():
+            tag = codec.lower().replace(" kbit/s", "k").replace(" ", "_")
+            for clip_name, wave in zip(clip_names, waves):
+                save_audio(out / "audio" / f"{clip_name}__{tag}.wav", wave, SPEECH_RATE)
+                if codec in ("Codec2 1200", "Opus 6 kbit/s") and clip_name in speech:
+                    speech[clip_name].append((codec, wave, SPEECH_RATE))
+        bar.update()
+    bar.close()
     if speech and dnsmos:
         rows.append(_original_speech_row())
     for name, row in grids:
@@ -252,17 +417,51 @@ def run_demo(out: str | Path = "demo_out", device: str = "cpu", names: list[str]
         spectrogram_comparison(out / "spectrograms.png", [(c, speech[c]) for c in chosen],
                                title="held-out speech: original vs reconstructions (log-mel)")
     public = [_public(r) for r in rows]
+    panels = _rd_panels(public, thumbs)
+    if panels:
+        rate_distortion(out / "rate_distortion.png", panels,
+                        title="quality vs bits on held-out data: learned tokenizers (filled) and classic codecs (open)")
+    report = {"rows": public, "thumbnail_curve": thumbs}
     (out / "report.json").write_text(json.dumps(public, indent=2))
+    (out / "rate_distortion.json").write_text(json.dumps(report, indent=2))
     table = markdown_table(public)
-    figures = "".join(f"\n![{f[:-4]}]({f})\n" for f in ("image_grid.png", "spectrograms.png") if (out / f).is_file())
+    verdict = verdicts(public)
+    curves = [r for r in public if "curve" in r and r["modality"] == "image"]
+    curve_md = ""
+    for r in curves:
+        c = r["curve"]
+        curve_md += (f"\n### `{r['tokenizer']}`: quality vs number of tokens "
+                     f"({'trained with' if c['tail_drop_trained'] else 'NOT trained with'} One-D-Piece tail-token drop)\n\n"
+                     "| tokens | bits | PSNR dB | PSNR dB crops |\n|---|---|---|---|\n"
+                     + "".join(f"| {n} | {b:.0f} | {p:.2f} | {pc:.2f} |\n"
+                               for n, b, p, pc in zip(c["tokens"], c["bits"], c["psnr"], c["psnr_crops"])))
+    for r in public:
+        if "curve" in r and r["modality"] == "audio":
+            c = r["curve"]
+            curve_md += (f"\n### `{r['tokenizer']}`: quality vs number of residual codebooks decoded\n\n"
+                         "| codebooks | bit/s | STOI | PESQ wb | PESQ nb |\n|---|---|---|---|---|\n"
+                         + "".join(f"| {k} | {b:.0f} | {s_:.3f} | {p:.2f} | {pn:.2f} |\n" for k, b, s_, p, pn in
+                                   zip(c["n_q"], c["bits_per_s"], c["stoi"], c["pesq"], c["pesq_nb"])))
+    if thumbs:
+        curve_md += ("\nBicubic thumbnails for comparison:\n\n| side | bits | PSNR dB | PSNR dB crops |\n|---|---|---|---|\n"
+                     + "".join(f"| {s}x{s} | {b} | {p:.2f} | {pc:.2f} |\n" for s, b, p, pc in
+                               zip(thumbs["sides"], thumbs["bits"], thumbs["psnr"], thumbs["psnr_crops"])))
+    figures = "".join(f"\n![{f[:-4]}]({f})\n" for f in ("rate_distortion.png", "image_grid.png", "spectrograms.png")
+                      if (out / f).is_file())
     (out / "report.md").write_text(
         "# Tokenizer Zoo demo\n\nHeld-out real photos (mate-backgrounds, scikit-image; `photo_split()`) and "
         "speech (fillets-ng Dutch + English; `speech_split()`), never seen in training. PSNR/SSIM on "
-        "8-bit images; PESQ is wide-band P.862.2; DNSMOS is P.835 OVRL (no reference needed). Times are "
-        f"on this machine ({device}).\n\n" + table + "\n" + figures
-        + "\nReconstructed speech: `audio/<clip>__<tokenizer>.wav` next to `audio/<clip>__original.wav`.\n")
+        "8-bit images (whole photos at 64x64, and 25 closer-up 64x64 crops); PESQ wb is P.862.2 at 16 kHz, PESQ nb "
+        "is P.862 with reference and output resampled to 8 kHz; DNSMOS is P.835 OVRL (no reference needed). "
+        "Classic codecs (plain names) code the same held-out items: thumbnails count 24 bits per pixel, "
+        "JPEG / WebP / Opus count their whole files, Codec2 its nominal rate (file rate in brackets), "
+        f"its output aligned for its fixed delay. Times are on this machine ({device}).\n\n" + table
+        + "\n\n## Learned tokenizers vs the best classic codec that uses no more bits\n\n" + "\n".join(verdict)
+        + "\n" + ("\n## Quality vs number of tokens / codebooks\n" + curve_md if curve_md else "") + figures
+        + "\nReconstructed speech: `audio/<clip>__<tokenizer or codec>.wav` next to `audio/<clip>__original.wav`.\n")
     print(table)
-    print(f"\nwrote {out}/report.md, report.json, image_grid.png, spectrograms.png, audio/*.wav "
+    print("\n" + "\n".join(verdict))
+    print(f"\nwrote {out}/report.md, report.json, rate_distortion.png, image_grid.png, spectrograms.png, audio/*.wav "
           f"({time.perf_counter() - t_start:.0f} s)")
     return public
 
@@ -309,7 +508,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--only", nargs="+", default=None, help="registry names to evaluate (default: every *.demo)")
-    p.add_argument("--no-baselines", action="store_true", help="skip the dMel Griffin-Lim baseline")
+    p.add_argument("--no-baselines", action="store_true",
+                   help="skip the baselines (dMel Griffin-Lim and the classic codecs)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS (faster)")
     p.add_argument("--package", nargs="+", metavar="NAME=RUN_DIR", default=None,
                    help="package finished runs into zoo/weights/NAME instead of running the demo")
@@ -323,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
             package_checkpoint(name, run, use_ema=not args.no_ema)
         return 0
     run_demo(args.out, args.device, names=args.only, baselines=() if args.no_baselines else BASELINES,
-             dnsmos=not args.no_dnsmos)
+             dnsmos=not args.no_dnsmos, classic=not args.no_baselines, progress=not args.no_progress)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Demo figure: log-mel spectrograms of speech clips and their reconstructions by several codecs.
+"""Demo figures: log-mel spectrograms of speech clips and their reconstructions by several codecs,
+and rate-distortion panels (quality vs bits, learned tokenizers next to classic codecs).
 
 (The image grid of the demo is :func:`eval.report.recon_grid`.)
 """
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["spectrogram_comparison", "DISPLAY_RATE"]
+__all__ = ["spectrogram_comparison", "rate_distortion", "DISPLAY_RATE"]
 
 #: every wave is resampled to this rate so that all panels share one frequency axis (0-8 kHz)
 DISPLAY_RATE = 16000
@@ -60,4 +61,38 @@ def spectrogram_comparison(path: str | os.PathLike, clips: list[tuple[str, list[
                 ax.set_ylabel("mel bin (0-8 kHz)", fontsize=7)
             if r == rows - 1:
                 ax.set_xlabel("s", fontsize=7)
+    return save_figure(fig, path, title)
+
+
+def rate_distortion(path: str | os.PathLike, panels: list[dict], title: str | None = None, cols: int = 3) -> Path:
+    """Quality vs bits, one panel per dict: ``{"title", "xlabel", "ylabel", "series": [...]}``; each
+    series ``{"label", "x": [...], "y": [...], "learned": bool}`` (several points are joined by a
+    line; learned tokenizers are drawn with filled markers, classic codecs with open ones). Log x axis;
+    at most ``cols`` panels per row.
+    """
+    from eval.report import _plt, save_figure
+
+    if not panels:
+        raise ValueError("rate_distortion needs at least one panel")
+    plt = _plt()
+    ncols = min(cols, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.2 * nrows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    markers = "osD^vP*Xh<>p"
+    for ax, panel in zip(axes.flat, panels):
+        for i, s in enumerate(panel["series"]):
+            if len(s["x"]) != len(s["y"]) or not s["x"]:
+                raise ValueError(f"series {s.get('label')!r}: x and y must be non-empty and equally long")
+            learned = bool(s.get("learned"))
+            ax.plot(s["x"], s["y"], marker=markers[i % len(markers)], linestyle="-" if len(s["x"]) > 1 else "none",
+                    markersize=8 if learned else 6, markerfacecolor=None if learned else "none",
+                    linewidth=2.0 if learned else 1.0, label=s["label"])
+        ax.set_xscale("log")
+        ax.set_xlabel(panel["xlabel"])
+        ax.set_ylabel(panel["ylabel"])
+        ax.set_title(panel.get("title", ""), fontsize=9)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
     return save_figure(fig, path, title)

@@ -21,12 +21,13 @@ import zoo
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ("titok_demo64.demo", "wavtokenizer_demo75.demo", "dmel_vocos_demo.demo")
-MAX_TOTAL_BYTES = 20_500_000
+#: every packaged demo weight together (issue 16: under 40 MB)
+MAX_TOTAL_BYTES = 40_000_000
 #: allowed drop below the recorded metric (run-to-run noise of CPU kernels is far smaller)
-MARGIN = {"psnr": 0.25, "ssim": 0.01, "psnr_crops": 0.25, "stoi": 0.015, "pesq": 0.05}
+MARGIN = {"psnr": 0.25, "ssim": 0.01, "psnr_crops": 0.25, "stoi": 0.015, "pesq": 0.05, "pesq_nb": 0.05}
 #: registry ``metrics`` key of each report column
 METRIC_KEYS = {"psnr": "psnr_heldout", "ssim": "ssim_heldout", "psnr_crops": "psnr_heldout_crops",
-               "stoi": "stoi_heldout", "pesq": "pesq_heldout"}
+               "stoi": "stoi_heldout", "pesq": "pesq_heldout", "pesq_nb": "pesq_nb_heldout"}
 
 
 @pytest.fixture
@@ -66,6 +67,16 @@ def test_demo_entries_are_registered_with_packaged_weights():
         assert f"scripts/train.py recipes/demo/{info.arch}.yaml" in header
         assert f"scripts/train.py recipes/demo/{info.arch}.yaml" in info.notes
         assert any(k in info.metrics for k in ("psnr_heldout", "stoi_heldout"))
+    # the other folders initialise a demo recipe (model.init_from): shipped, so the recipes retrain anywhere
+    from zoo.train.recipe import load_recipe
+
+    inits = {Path(load_recipe(r)["model"]["init_from"] or "-").name for r in (ROOT / "recipes" / "demo").glob("*.yaml")}
+    registered = {zoo.get_info(n).arch for n in DEMO}
+    for folder in (ROOT / "zoo" / "weights").iterdir():
+        assert folder.name in registered | inits, f"zoo/weights/{folder.name} is neither a demo tokenizer nor an init"
+        if folder.name not in registered:
+            assert (folder / "training_log.csv").is_file() and (ROOT / "recipes" / "demo" / f"{folder.name}.yaml").is_file()
+            total += sum(p.stat().st_size for p in folder.iterdir())
     assert total <= MAX_TOTAL_BYTES, f"packaged demo weights take {total / 1e6:.1f} MB"
 
 
@@ -172,10 +183,10 @@ def test_demo_writes_report_grid_wavs_and_spectrograms(demo_run):
     out, stdout, rows = demo_run
     names = [r["tokenizer"] for r in rows]
     assert set(DEMO) <= set(names) and "dmel.official" in names
-    assert "| tokenizer |" in stdout and all(n in stdout for n in DEMO)  # the table is printed
+    assert "| tokenizer / codec |" in stdout and all(n in stdout for n in DEMO)  # the tables are printed
     report = (out / "report.md").read_text()
     assert all(n in report for n in DEMO) and "image_grid.png" in report
-    for png in ("image_grid.png", "spectrograms.png"):
+    for png in ("image_grid.png", "spectrograms.png", "rate_distortion.png"):
         data = (out / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
     wavs = sorted((out / "audio").glob("*.wav"))
@@ -194,6 +205,34 @@ def test_demo_writes_report_grid_wavs_and_spectrograms(demo_run):
     speech_bits = 75 * math.log2(zoo.get_info("wavtokenizer_demo75.demo").codebook_size)
     assert speech["tokens_per_s"] == 75 and speech["bits_per_s"] == pytest.approx(speech_bits)
     assert all(r.get("dnsmos_ovrl", 1.0) > 1.0 for r in rows if r["modality"] == "audio")
+    assert all(0 < r["pesq_nb"] <= 4.6 for r in rows if "stoi" in r)
+
+
+@pytest.mark.slow
+def test_demo_compares_with_classic_codecs_at_equal_bits(demo_run):
+    out, stdout, rows = demo_run
+    classic = {r["tokenizer"]: r for r in rows if r.get("classic")}
+    # thumbnails bracketing the 64-token tokenizer's 1022 bits, the smallest JPEG / WebP files
+    assert classic["bicubic thumbnail 6x6"]["bits"] == 864 and classic["bicubic thumbnail 7x7"]["bits"] == 1176
+    assert classic["bicubic thumbnail 7x7"]["psnr"] > classic["bicubic thumbnail 6x6"]["psnr"]
+    assert classic["JPEG quality 1 (smallest file)"]["bits"] > 8 * 300  # a JPEG file's tables alone
+    assert "WebP quality 0 (smallest file)" in classic
+    for mode, rate in (("700C", 700), ("1200", 1200), ("1600", 1600), ("2400", 2400), ("3200", 3200)):
+        row = classic[f"Codec2 {mode}"]
+        assert row["rate_bits_per_s"] == rate and abs(row["bits_per_s"] - rate) < 120 and row["input"] == "8000 Hz"
+    for kbps in (6, 8, 12):
+        assert classic[f"Opus {kbps} kbit/s"]["bits_per_s"] > 1000 * kbps * 0.8
+    # more bits, better speech, within each codec family (held-out speech: a sanity bound)
+    assert classic["Codec2 3200"]["stoi"] > classic["Codec2 700C"]["stoi"]
+    assert classic["Opus 12 kbit/s"]["pesq"] > classic["Opus 6 kbit/s"]["pesq"]
+    # the quality-vs-token-count curve of the 1D image tokenizer
+    image = next(r for r in rows if r["tokenizer"] == "titok_demo64.demo")
+    curve = image["curve"]
+    assert curve["tokens"] == [8, 16, 32, 64] and curve["psnr"][-1] == pytest.approx(image["psnr"], abs=1e-6)
+    report = (out / "report.md").read_text()
+    assert "rate_distortion.png" in report and "no more bits" in report and "Codec2 1200" in report
+    assert "titok_demo64.demo` psnr" in stdout  # the margin over the best classic codec is printed
+    assert len(list((out / "audio").glob("*__codec2_1200.wav"))) == 6
 
 
 @pytest.mark.slow
@@ -210,4 +249,4 @@ def test_demo_checkpoints_keep_their_held_out_quality(demo_run):
                 floor = recorded[key] - MARGIN[column]
                 assert row[column] >= floor, f"{row['tokenizer']} {column} {row[column]:.3f} < floor {floor:.3f}"
                 checked += 1
-    assert checked == 3 + 2 + 2
+    assert checked == 3 + 3 * sum(zoo.get_info(n).modality == "audio" for n in DEMO)

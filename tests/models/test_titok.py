@@ -164,6 +164,17 @@ def test_tail_drop_training_uses_one_random_prefix(photo_batch):
     assert "length" not in tok(photo_batch).stats
 
 
+def test_tail_drop_prob_truncates_only_that_fraction_of_batches(photo_batch):
+    tok = tiny(tail_drop=True, tail_drop_prob=0.5).train()
+    torch.manual_seed(0)
+    lengths = [int(tok(photo_batch).stats["length"]) for _ in range(40)]
+    full = sum(n == 8 for n in lengths)
+    # P(full) = 0.5 + 0.5 / 8 = 0.5625 per batch: 40 batches give 22.5 +- 3.1 (1 sd); 10..35 is > 4 sd wide
+    assert 10 <= full <= 35 and len(set(lengths)) > 2
+    with pytest.raises(ValueError, match="tail_drop_prob"):
+        tiny(tail_drop=True, tail_drop_prob=0.0)
+
+
 def test_vae_training_forward(photo_batch):
     tok = tiny(quantizer="vae", kl_weight=1e-3).train()
     out = tok(photo_batch)

@@ -165,3 +165,58 @@ def test_unconditioned_variant_needs_no_bandwidth_id(speech_clip):
     x = speech_clip(24000, 0.3)
     assert tok.decode(tok.encode(x)).shape == x.shape
     assert not any(".scale." in k for k in tok.state_dict())
+
+
+def test_residual_vq_levels_refine_the_same_latents(speech_clip):
+    """num_quantizers > 1: residual EMA codebooks over one encoder; every extra level lowers the error
+    of the summed codes on the batch their k-means ran on (each level's k-means can only reduce the
+    residual it was fitted to, with the codes of the previous levels fixed)."""
+    torch.manual_seed(0)
+    tok = WavTokenizer(**SMALL, num_quantizers=3).train()
+    x = speech_clip(24000, 1.0).repeat(2, 1)
+    out = tok(x)  # first training batch: k-means initialises all three levels
+    assert all(level.inited.item() == 1.0 for level in tok._levels())
+    assert out.tokens.ids.shape == (2, 40, 3) and set(out.losses) == {"commitment", "mel"}
+    out.loss.backward()
+    assert tok.encoder.model[0].conv.conv.weight_v.grad.abs().sum() > 0
+    tok.eval()
+    tokens = tok.encode(x)
+    assert tokens.ids.shape == (2, 40, 3) == (2, *tok.token_shape(tuple(x.shape)))
+    assert tok.codebook_size == (64, 64, 64) and int(tokens.ids.max()) < 64
+    # the residual chain itself, on latents with spread (the untrained encoder's output is nearly constant)
+    fresh = WavTokenizer(**SMALL, num_quantizers=3).train()
+    latents = torch.randn(2, 512, 40, generator=torch.Generator().manual_seed(0))
+    fresh._quantize(latents)  # k-means initialises every level on this batch
+    fresh.eval()
+    ids = fresh._quantize(latents)[1]
+    errors = [float((fresh._codes(ids, k) - latents).square().mean()) for k in (1, 2, 3)]
+    assert errors[0] > errors[1] > errors[2]
+    for k in (1, 2, 3):
+        assert tok.decode(tokens, n_q=k).shape == x.shape
+    assert torch.equal(tok.decode(tokens), tok.decode(tokens, n_q=3))
+    with pytest.raises(ValueError, match="n_q"):
+        tok.decode(tokens, n_q=4)
+    with pytest.raises(ValueError, match="3 codebooks"):
+        tok.decode(tokens.ids[..., 0])
+
+
+def test_single_codebook_weights_start_a_residual_model(tok75, speech_clip):
+    """The first level keeps the single-codebook names: a 1-level checkpoint loads into a residual model
+    (the extra levels stay uninitialised) and its first level alone gives the same ids and audio."""
+    rvq = WavTokenizer(ratios=(8, 5, 4, 2), n_fft=1280, hop_length=320, **SMALL, num_quantizers=2,
+                       quantizer_dropout=True)
+    result = rvq.load_state_dict(tok75.state_dict(), strict=False)
+    assert not result.unexpected_keys and all(k.startswith("residual_quantizers.0.") for k in result.missing_keys)
+    rvq.eval()
+    x = speech_clip(24000, 0.5)
+    one, two = tok75.encode(x), rvq.encode(x)
+    assert torch.equal(two.ids[..., 0], one.ids)
+    torch.testing.assert_close(rvq.decode(two, n_q=1), tok75.decode(one))
+    rvq.train()
+    torch.manual_seed(3)
+    levels = {float(rvq(x).stats["n_q"]) for _ in range(8)}  # quantizer dropout: 1 or 2 levels per batch
+    assert levels == {1.0, 2.0}
+    with pytest.raises(ValueError, match="num_quantizers"):
+        WavTokenizer(**SMALL, num_quantizers=0)
+    with pytest.raises(ValueError, match="n_q must be 1"):
+        tok75.decode(one, n_q=2)

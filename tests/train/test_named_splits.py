@@ -23,6 +23,23 @@ def test_photo_split_is_used_exactly():
     assert x.shape == (3, 32, 32) and 0.0 <= float(x.min()) and float(x.max()) <= 1.0
 
 
+def test_wallpaper_photos_only_join_the_training_split():
+    from PIL import Image
+
+    from zoo.data.offline import PLASMA_PHOTOS, wallpaper_photo_paths
+
+    train, held = photo_split()
+    more_train, same_held = photo_split(wallpapers=True)
+    walls = [str(p) for p in wallpaper_photo_paths()]
+    assert same_held == held and more_train == train + walls and len(walls) == len(PLASMA_PHOTOS) == 11
+    assert not set(walls) & set(held)
+    with Image.open(walls[0]) as im:
+        assert im.size == (2560, 1600)
+    tr, va = build_datasets({"type": "image_folder", "split": "photo_split", "split_options": {"wallpapers": True},
+                             "size": 32, "resize": 32})
+    assert [str(p) for p in tr.paths] == more_train and [str(p) for p in va.paths] == held
+
+
 def test_unknown_named_split_is_refused():
     with pytest.raises(ValueError, match="data.split"):
         build_datasets({"type": "image_folder", "split": "photos", "size": 32})

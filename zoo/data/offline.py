@@ -1,6 +1,7 @@
 """Real data available with no network (DESIGN.md section 7).
 
-Photos: scikit-image's bundled images and Debian ``mate-backgrounds``; speech: Debian
+Photos: scikit-image's bundled images, Debian ``mate-backgrounds`` and the photographs among
+Debian ``plasma-workspace-wallpapers`` (extra training photos only); speech: Debian
 ``alsa-utils`` clips and the ``fillets-ng`` recorded utterances (Dutch ``nl``, English ``en``).
 Every function raises ``FileNotFoundError`` naming the Debian package when a corpus is absent.
 """
@@ -12,15 +13,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["photo_paths", "skimage_photos", "load_photo", "photos", "speech_paths", "load_speech",
-           "split_paths", "photo_split", "speech_split", "MATE_DIR", "ALSA_DIR", "FILLETS_DIR"]
+__all__ = ["photo_paths", "wallpaper_photo_paths", "skimage_photos", "load_photo", "photos", "speech_paths", "load_speech",
+           "split_paths", "photo_split", "speech_split", "MATE_DIR", "PLASMA_DIR", "ALSA_DIR",
+           "FILLETS_DIR", "PLASMA_PHOTOS"]
 
 MATE_DIR = Path("/usr/share/backgrounds/mate/nature")
+PLASMA_DIR = Path("/usr/share/wallpapers")
 ALSA_DIR = Path("/usr/share/sounds/alsa")
 FILLETS_DIR = Path("/usr/share/games/fillets-ng/sound")
 
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field",
                   "retina", "motorcycle_left", "cat")
+
+
+#: the photographs among the plasma-workspace-wallpapers (the other wallpapers are renders and drawings);
+#: each is read from its largest size, ``<name>/contents/images/2560x1600.jpg``. (gnome-backgrounds 43 holds
+#: no photographs: its wallpapers are all rendered or drawn.)
+PLASMA_PHOTOS = ("BytheWater", "ColdRipple", "ColorfulCups", "DarkestHour", "EveningGlow", "FallenLeaf", "Grey",
+                 "Kite", "OneStandsOut", "Path", "summer_1am")
 
 
 def _missing(what: str, package: str, where: Path) -> FileNotFoundError:
@@ -33,6 +43,16 @@ def photo_paths() -> list[Path]:
     paths = sorted(MATE_DIR.glob("*.jpg"))
     if not paths:
         raise _missing("photos", "mate-backgrounds", MATE_DIR)
+    return paths
+
+
+def wallpaper_photo_paths() -> list[Path]:
+    """The 11 photographs of ``plasma-workspace-wallpapers`` (2560x1600 JPEG), in :data:`PLASMA_PHOTOS` order."""
+    paths = [PLASMA_DIR / name / "contents" / "images" / "2560x1600.jpg" for name in PLASMA_PHOTOS]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise _missing(f"wallpaper photographs ({', '.join(p.parts[4] for p in missing)})",
+                       "plasma-workspace-wallpapers", PLASMA_DIR)
     return paths
 
 
@@ -125,15 +145,20 @@ def split_paths(paths: list[Path], holdout_fraction: float = 0.1, salt: str = "z
     return train, held
 
 
-def photo_split() -> tuple[list[str], list[str]]:
+def photo_split(wallpapers: bool = False) -> tuple[list[str], list[str]]:
     """Train / held-out photo sources used by the demo tokenizers and their recipes.
 
     Sources are mate-backgrounds file paths and scikit-image photo names (both accepted by
     :func:`load_photo`); every 4th source in sorted order (starting with the 4th) is held out.
+    wallpapers: also train on the plasma-workspace-wallpapers photographs
+    (:func:`wallpaper_photo_paths`); the held-out sources stay the same.
     """
     sources = [str(p) for p in photo_paths()] + sorted(skimage_photos())
     held = sources[3::4]
-    return [s for s in sources if s not in held], held
+    train = [s for s in sources if s not in held]
+    if wallpapers:
+        train += [str(p) for p in wallpaper_photo_paths()]
+    return train, held
 
 
 def speech_split(corpora: tuple[str, ...] = ("nl", "en"), holdout_fraction: float = 0.05

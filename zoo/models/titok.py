@@ -14,7 +14,8 @@ Image ``[B, 3, S, S]`` in [0, 1] -> N token ids ``[B, N]`` -> image. Variants, a
   MaskGIT-VQGAN code logits; with ``pixel_decoder`` set, the logits are softmaxed, mixed over
   the VQGAN codebook and decoded by the MaskGIT-VQGAN decoder, as in the published checkpoints).
 * ``tail_drop`` (One-D-Piece): training decodes a random prefix of L ~ U{1..N} tokens (one L per
-  batch); every model decodes prefixes with ``decode(tokens, length=L)``.
+  batch; with ``tail_drop_prob`` < 1 only that fraction of batches is truncated, the others decode
+  all N tokens); every model decodes prefixes with ``decode(tokens, length=L)``.
 * ``text_dim`` > 0 (TA-TiTok): the decoder also attends to CLIP text features passed as
   ``decode(tokens, text_guidance=[B, 77, 768])``.
 """
@@ -63,7 +64,8 @@ class TiTok(Tokenizer):
     proxy_weights: path of the frozen MaskGIT-VQGAN checkpoint giving stage-1 proxy codes, or
         ``"hub"`` for the official ``fun-research/TiTok`` ``maskgit-vqgan-imagenet-f16-256.bin``
         (training target and pixel decoding of a proxy head without ``pixel_decoder``).
-    tail_drop: One-D-Piece tail-token drop during training.
+    tail_drop: One-D-Piece tail-token drop during training; tail_drop_prob: fraction of training batches
+        truncated (1.0: every batch, as One-D-Piece).
     text_dim / text_len: TA-TiTok text guidance width and length (0 = none).
     kl_weight: weight of the VAE KL term in ``forward``.
     """
@@ -79,7 +81,7 @@ class TiTok(Tokenizer):
                  l2_norm: bool = True, beta: float = 0.25, legacy_readout: bool = True,
                  decoder_head: str = "proxy", pixel_decoder: dict | None = None, proxy_weights: str | None = None,
                  tail_drop: bool = False, text_dim: int = 0, text_len: int = 0, kl_weight: float = 1e-6,
-                 fsq_levels: list[int] | None = None):
+                 fsq_levels: list[int] | None = None, tail_drop_prob: float = 1.0):
         super().__init__()
         if quantizer not in ("vq", "fsq", "vae"):
             raise ValueError(f"quantizer must be 'vq', 'fsq' or 'vae', got {quantizer!r}")
@@ -101,13 +103,15 @@ class TiTok(Tokenizer):
             raise ValueError("pixel_decoder (MaskGIT-VQGAN) is only used with decoder_head='proxy'")
         if num_tokens < 1 or token_size < 1 or (quantizer == "vq" and codebook_size < 2):
             raise ValueError(f"invalid num_tokens={num_tokens}, token_size={token_size}, codebook_size={codebook_size}")
+        if not 0.0 < float(tail_drop_prob) <= 1.0:
+            raise ValueError(f"tail_drop_prob must be in (0, 1], got {tail_drop_prob}")
         if bool(text_dim) != bool(text_len):
             raise ValueError(f"text_dim and text_len must both be set or both 0, got {text_dim}, {text_len}")
         ew, ed, eh = _vit(enc_size, enc_width, enc_depth, enc_heads, "enc")
         dw, dd, dh = _vit(dec_size, dec_width, dec_depth, dec_heads, "dec")
         self.image_size, self.num_tokens, self.token_size = image_size, num_tokens, token_size
         self.quantizer_mode, self.decoder_head, self.tail_drop = quantizer, decoder_head, tail_drop
-        self.kl_weight = kl_weight
+        self.kl_weight, self.tail_drop_prob = kl_weight, float(tail_drop_prob)
         out_dim = 2 * token_size if quantizer == "vae" else token_size
         self.encoder = TiTokEncoder(image_size, enc_patch_size, ew, ed, eh, num_tokens, out_dim, legacy_readout)
         self.decoder = TiTokDecoder(image_size, dec_patch_size, dw, dd, dh, num_tokens, token_size, decoder_head,
@@ -258,7 +262,10 @@ class TiTok(Tokenizer):
 
     # ----------------------------------------------------------------- training
     def _tail_length(self) -> int:
-        # one random prefix length per batch, drawn on the CPU (no device sync)
+        # one random prefix length per batch, drawn on the CPU (no device sync); the coin for
+        # tail_drop_prob < 1 is drawn only then, so One-D-Piece's random stream is unchanged
+        if self.tail_drop_prob < 1.0 and float(torch.rand(())) >= self.tail_drop_prob:
+            return self.num_tokens
         return int(torch.randint(1, self.num_tokens + 1, (1,)))
 
     def forward(self, x: torch.Tensor, text_guidance: torch.Tensor | None = None) -> TokenizerOutput:

@@ -4,7 +4,8 @@
 (:class:`zoo.data.audio.AudioFolder`) or ``video_folder`` (``zoo.data.video``). Files are
 split deterministically into train / held-out by ``zoo.data.offline.split_paths`` (or taken
 from ``val_root`` when given, or by ``split: photo_split | speech_split``, the fixed offline
-splits of ``zoo.data.offline`` used by the demo tokenizers; ``root`` is then unused);
+splits of ``zoo.data.offline`` used by the demo tokenizers, called with the ``split_options``
+mapping, e.g. ``{wallpapers: true}``; ``root`` is then unused);
 ``data.val`` overrides dataset options for the held-out set (which never uses random crops);
 ``max_files`` / ``max_val_files`` cap the training / held-out files (after the split).
 """
@@ -17,7 +18,7 @@ import torch
 
 __all__ = ["build_datasets", "collate"]
 
-_SPLIT_KEYS = {"type", "split", "root", "val_root", "holdout_fraction", "split_salt", "val", "max_files",
+_SPLIT_KEYS = {"type", "split", "split_options", "root", "val_root", "holdout_fraction", "split_salt", "val", "max_files",
                "max_val_files"}
 
 
@@ -40,7 +41,7 @@ def _files(lister, cfg: dict) -> tuple[list[Path], list[Path]]:
             raise ValueError(f"data.split must be one of {_NAMED_SPLITS}, got {cfg['split']!r}")
         from zoo.data import offline
 
-        train, held = getattr(offline, cfg["split"])()
+        train, held = getattr(offline, cfg["split"])(**(cfg.get("split_options") or {}))
         return _cap(list(train), list(held), cfg)
     if cfg.get("root") is None:
         raise ValueError("data.root is missing (a folder, or offline:photos / offline:speech_nl / ...)")
