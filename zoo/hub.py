@@ -68,7 +68,8 @@ def _offline_hint(repo: str, filename: str, revision: str | None) -> str:
             f"  - download it elsewhere (huggingface-cli download {repo} {filename}"
             f"{' --revision ' + revision if revision else ''}) and copy the HF cache folder "
             f"(HF_HUB_CACHE, default ~/.cache/huggingface/hub) to this machine, then set HF_HUB_OFFLINE=1; or\n"
-            f"  - put the file in a folder and pass weights='<folder>' (or the file's path).")
+            f"  - put the file in a folder and pass weights='<folder>' (or the file's path) for a registry entry, "
+            f"or load a zoo-format folder as local-dir:<folder>.")
 
 
 def local_file(path: str | os.PathLike, filename: str | None = None) -> Path:
@@ -135,7 +136,8 @@ def resolve_source(source: WeightSource, weights: str | os.PathLike | None = Non
     """Local paths for every file of ``source`` (role -> path).
 
     ``weights`` overrides the origin: a local folder holding the files, or (for a single-file
-    source) the file itself. ``revision`` overrides the pinned revision.
+    source) the file itself. ``revision`` overrides the pinned revision; hub files all come from
+    the commit it resolves to (:func:`hub_folder`).
     """
     if weights is not None:
         origin = Path(weights).expanduser()
@@ -156,5 +158,5 @@ def resolve_source(source: WeightSource, weights: str | os.PathLike | None = Non
         return {role: local_file(folder, name) for role, name in source.files.items()}
     if source.hf_repo is None:
         raise WeightsNotFoundError("this entry has no weight source")
-    rev = revision or source.revision
-    return {role: hub_file(source.hf_repo, name, revision=rev) for role, name in source.files.items()}
+    folder = hub_folder(source.hf_repo, tuple(source.files.values()), revision=revision or source.revision)
+    return {role: folder / name for role, name in source.files.items()}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -70,15 +71,23 @@ class RegistryName:
                                 weights=weights, **kwargs)
 
 
-class _ZooFolder:
+class _ZooFolder(ABC):
     """A zoo-format folder (on disk or on the hub): it carries its own config and weights."""
 
     def registry_info(self) -> None:
         return None
 
+    @abstractmethod
     def folder(self, revision: str | None = None, **download) -> Path:
         """The local folder holding :data:`ZOO_FILES`."""
-        raise NotImplementedError
+
+    @abstractmethod
+    def file(self, filename: str, **download) -> Path:
+        """Local path of one file of the folder / repo."""
+
+    @abstractmethod
+    def provenance(self, folder: Path) -> str:
+        """What was loaded from ``folder`` (returned by :meth:`folder`), pinned, for manifests."""
 
     def load(self, *, pretrained: bool = False, weights: str | os.PathLike | None = None,
              revision: str | None = None, **kwargs):
