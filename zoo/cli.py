@@ -245,11 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--opset", type=int, default=18)
     s.set_defaults(fn=cmd_export)
 
-    s = sub.add_parser("package", help="finished training run -> shipped zoo-format folder (EMA weights, "
-                       "float16 parameters, training log)")
-    from .train.package import add_arguments
+    from .train import package
 
-    add_arguments(s)
+    s = sub.add_parser("package", help="finished training run -> shipped zoo-format folder (EMA weights, "
+                       "float16 parameters, training log)", description=package.__doc__.split("\n\n")[1],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    package.add_arguments(s)
     s.set_defaults(fn=cmd_package)
 
     s = sub.add_parser("train", help="scripts/train.py RECIPE [key=value ...] [--resume]", add_help=False)
