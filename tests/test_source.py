@@ -130,3 +130,22 @@ def test_cli_and_tokenize_read_hub_repos(hub_repo, tmp_path):
     ident = json.loads((tmp_path / "tok" / "manifest.json").read_text())["tokenizer"]
     assert manifest["num_errors"] == 0 and ident["revision"] == f"hf-hub:{REPO}@{OLD}"  # the commit, not the tag
     assert ident["name"] == REPO
+
+
+def test_eval_loads_every_kind_of_source(hub_repo, tmp_path):
+    from eval.run import build_parser, load_tokenizer
+
+    def load(*argv):
+        return load_tokenizer(build_parser().parse_args(["--tokenizer", *argv, "--data", "x", "--out", "y"]))
+
+    tok, info = load(f"hf-hub:{REPO}", "--revision", "v1")
+    assert info is None and _same_weights(tok, hub_repo[OLD])
+    hub_repo[NEW].save_pretrained(tmp_path / "new")
+    tok, info = load(f"local-dir:{tmp_path / 'new'}")
+    assert info is None and _same_weights(tok, hub_repo[NEW])
+    tok, info = load("titok_tiny")
+    assert info.name == "titok_tiny.untrained" and type(tok) is type(hub_repo[NEW])
+    with pytest.raises(ValueError, match="builder keywords"):
+        load(f"local-dir:{tmp_path / 'new'}", "--tokenizer-kwargs", '{"num_tokens": 8}')
+    with pytest.raises(UnknownTokenizerError, match=f"local-dir:{tmp_path / 'new'}"):
+        load(str(tmp_path / "new"))
