@@ -92,6 +92,15 @@ def _distributed(device_arg: str | None):
     return 0, 1, torch.device(device)
 
 
+def _end_distributed() -> None:
+    """Tear the process group down before the interpreter exits: a gloo group left to the exit
+    handlers can abort a rank ("terminate called without an active exception")."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def load_tokenizer(args) -> tuple[Any, Any]:
     """(tokenizer, registry info or None) from ``--tokenizer``: a registry name, ``local-dir:PATH`` or
     ``hf-hub:ORG/REPO[@REVISION]`` (:mod:`zoo.source`)."""
@@ -313,7 +322,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.batch_size < 1:
         raise SystemExit("--batch-size must be >= 1")
-    report = evaluate(args)
+    try:
+        report = evaluate(args)
+    finally:
+        _end_distributed()
     rank = int(os.environ.get("RANK", "0"))
     if rank == 0:
         from .report import to_jsonable
