@@ -340,10 +340,6 @@ def run_demo(out: str | Path = "demo_out", device: str = "cpu", names: list[str]
     from tqdm.auto import tqdm
 
     import zoo
-    from eval.demo_baselines import SPEECH_RATE, image_baseline_rows, speech_baseline_rows, thumbnail_curve
-    from eval.figures import rate_distortion, spectrogram_comparison
-    from eval.report import recon_grid
-    from zoo.audio import save_audio
 
     out = Path(out)
     (out / "audio").mkdir(parents=True, exist_ok=True)
@@ -355,8 +351,36 @@ def run_demo(out: str | Path = "demo_out", device: str = "cpu", names: list[str]
     todo = demo_names + [b for b in baselines if b not in demo_names]
     bar = tqdm(total=len(todo) + (2 if classic else 0), desc="demo", file=sys.stderr, disable=not progress,
                dynamic_ncols=True)
-    rows, grids, speech = [], [], {}
     t_start = time.perf_counter()
+    rows, grids, speech = _learned_rows(todo, demo_names, out, device, dnsmos, bar)
+    thumbs = None
+    if classic and grids:
+        thumbs = _classic_image_rows(rows, grids, bar)
+    if classic and speech:
+        _classic_speech_rows(rows, speech, out, dnsmos, bar)
+    bar.close()
+    if speech and dnsmos:
+        rows.append(_original_speech_row())
+    public = [_public(r) for r in rows]
+    _write_figures(out, public, grids, speech, thumbs)
+    (out / "report.json").write_text(json.dumps(public, indent=2))
+    (out / "rate_distortion.json").write_text(json.dumps({"rows": public, "thumbnail_curve": thumbs}, indent=2))
+    table, verdict = markdown_table(public), verdicts(public)
+    _write_report_md(out, device, table, verdict, _curves_markdown(public, thumbs))
+    print(table)
+    print("\n" + "\n".join(verdict))
+    print(f"\nwrote {out}/report.md, report.json, rate_distortion.png, image_grid.png, spectrograms.png, audio/*.wav "
+          f"({time.perf_counter() - t_start:.0f} s)")
+    return public
+
+
+def _learned_rows(todo: list[str], demo_names: list[str], out: Path, device: str, dnsmos: bool, bar):
+    """Rows of the registered tokenizers ``todo`` on the held-out items; also ``grids`` (image rows
+    with their reconstructions) and ``speech`` (clip -> [(label, waveform, rate)]), wavs written."""
+    import zoo
+    from zoo.audio import save_audio
+
+    rows, grids, speech = [], [], {}
     for name in todo:
         bar.set_postfix_str(name)
         info = zoo.get_info(name)
@@ -377,30 +401,45 @@ def run_demo(out: str | Path = "demo_out", device: str = "cpu", names: list[str]
             continue
         rows.append({"tokenizer": name, "baseline": name not in demo_names, **row})
         bar.update()
-    thumbs = None
-    if classic and grids:
-        bar.set_postfix_str("classic image codecs")
-        names_, whole = held_out_photos(64)
-        crops = held_out_crops(64)
-        budgets = [r["bits"] for _, r in grids if r["input"] == "64x64"]
-        rows += image_baseline_rows(whole, crops, names_, budgets or [1024])
-        thumbs = thumbnail_curve(whole, crops)
-        bar.update()
-    if classic and speech:
-        bar.set_postfix_str("classic speech codecs")
-        clip_names, clips = held_out_speech(SPEECH_RATE)
-        classic_rows, decoded = speech_baseline_rows(clip_names, clips, dnsmos=dnsmos)
-        rows += classic_rows
-        for codec, waves in decoded.items():
-            tag = codec.lower().replace(" kbit/s", "k").replace(" ", "_")
-            for clip_name, wave in zip(clip_names, waves):
-                save_audio(out / "audio" / f"{clip_name}__{tag}.wav", wave, SPEECH_RATE)
-                if codec in ("Codec2 1200", "Opus 6 kbit/s") and clip_name in speech:
-                    speech[clip_name].append((codec, wave, SPEECH_RATE))
-        bar.update()
-    bar.close()
-    if speech and dnsmos:
-        rows.append(_original_speech_row())
+    return rows, grids, speech
+
+
+def _classic_image_rows(rows: list[dict], grids: list, bar) -> dict:
+    """Append the classic image codecs at the learned tokenizers' bit budgets; returns the thumbnail curve."""
+    from eval.demo_baselines import image_baseline_rows, thumbnail_curve
+
+    bar.set_postfix_str("classic image codecs")
+    names_, whole = held_out_photos(64)
+    crops = held_out_crops(64)
+    budgets = [r["bits"] for _, r in grids if r["input"] == "64x64"]
+    rows += image_baseline_rows(whole, crops, names_, budgets or [1024])
+    bar.update()
+    return thumbnail_curve(whole, crops)
+
+
+def _classic_speech_rows(rows: list[dict], speech: dict, out: Path, dnsmos: bool, bar) -> None:
+    """Append the classic speech codecs' rows; their wavs are written and two of them join ``speech``."""
+    from eval.demo_baselines import SPEECH_RATE, speech_baseline_rows
+    from zoo.audio import save_audio
+
+    bar.set_postfix_str("classic speech codecs")
+    clip_names, clips = held_out_speech(SPEECH_RATE)
+    classic_rows, decoded = speech_baseline_rows(clip_names, clips, dnsmos=dnsmos)
+    rows += classic_rows
+    for codec, waves in decoded.items():
+        tag = codec.lower().replace(" kbit/s", "k").replace(" ", "_")
+        for clip_name, wave in zip(clip_names, waves):
+            save_audio(out / "audio" / f"{clip_name}__{tag}.wav", wave, SPEECH_RATE)
+            if codec in ("Codec2 1200", "Opus 6 kbit/s") and clip_name in speech:
+                speech[clip_name].append((codec, wave, SPEECH_RATE))
+    bar.update()
+
+
+def _write_figures(out: Path, public: list[dict], grids: list, speech: dict, thumbs: dict | None) -> None:
+    """image_grid.png, spectrograms.png and rate_distortion.png (those that have data)."""
+    from eval.figures import rate_distortion, spectrogram_comparison
+    from eval.report import recon_grid
+
     for name, row in grids:
         recon_grid(out / "image_grid.png", row["_originals"], row["_recons"], max_items=len(row["_names"]),
                    title=f"held-out photos: input (top) vs {name} ({row['tokens']} tokens, "
@@ -409,36 +448,38 @@ def run_demo(out: str | Path = "demo_out", device: str = "cpu", names: list[str]
         chosen = list(speech)[:: max(1, len(speech) // 2)][:2]  # one Dutch, one English clip
         spectrogram_comparison(out / "spectrograms.png", [(c, speech[c]) for c in chosen],
                                title="held-out speech: original vs reconstructions (log-mel)")
-    public = [_public(r) for r in rows]
     panels = _rd_panels(public, thumbs)
     if panels:
         rate_distortion(out / "rate_distortion.png", panels,
                         title="quality vs bits on held-out data: learned tokenizers (filled) and classic codecs (open)")
-    report = {"rows": public, "thumbnail_curve": thumbs}
-    (out / "report.json").write_text(json.dumps(public, indent=2))
-    (out / "rate_distortion.json").write_text(json.dumps(report, indent=2))
-    table = markdown_table(public)
-    verdict = verdicts(public)
-    curves = [r for r in public if "curve" in r and r["modality"] == "image"]
-    curve_md = ""
-    for r in curves:
-        c = r["curve"]
-        curve_md += (f"\n### `{r['tokenizer']}`: quality vs number of tokens "
-                     f"({'trained with' if c['tail_drop_trained'] else 'NOT trained with'} One-D-Piece tail-token drop)\n\n"
-                     "| tokens | bits | PSNR dB | PSNR dB crops |\n|---|---|---|---|\n"
-                     + "".join(f"| {n} | {b:.0f} | {p:.2f} | {pc:.2f} |\n"
-                               for n, b, p, pc in zip(c["tokens"], c["bits"], c["psnr"], c["psnr_crops"])))
+
+
+def _curves_markdown(public: list[dict], thumbs: dict | None) -> str:
+    """Markdown tables of the quality-vs-tokens (images) and quality-vs-codebooks (audio) curves."""
+    md = ""
+    for r in public:
+        if "curve" in r and r["modality"] == "image":
+            c = r["curve"]
+            md += (f"\n### `{r['tokenizer']}`: quality vs number of tokens "
+                   f"({'trained with' if c['tail_drop_trained'] else 'NOT trained with'} One-D-Piece tail-token drop)\n\n"
+                   "| tokens | bits | PSNR dB | PSNR dB crops |\n|---|---|---|---|\n"
+                   + "".join(f"| {n} | {b:.0f} | {p:.2f} | {pc:.2f} |\n"
+                             for n, b, p, pc in zip(c["tokens"], c["bits"], c["psnr"], c["psnr_crops"])))
     for r in public:
         if "curve" in r and r["modality"] == "audio":
             c = r["curve"]
-            curve_md += (f"\n### `{r['tokenizer']}`: quality vs number of residual codebooks decoded\n\n"
-                         "| codebooks | bit/s | STOI | PESQ wb | PESQ nb |\n|---|---|---|---|---|\n"
-                         + "".join(f"| {k} | {b:.0f} | {s_:.3f} | {p:.2f} | {pn:.2f} |\n" for k, b, s_, p, pn in
-                                   zip(c["n_q"], c["bits_per_s"], c["stoi"], c["pesq"], c["pesq_nb"])))
+            md += (f"\n### `{r['tokenizer']}`: quality vs number of residual codebooks decoded\n\n"
+                   "| codebooks | bit/s | STOI | PESQ wb | PESQ nb |\n|---|---|---|---|---|\n"
+                   + "".join(f"| {k} | {b:.0f} | {s_:.3f} | {p:.2f} | {pn:.2f} |\n" for k, b, s_, p, pn in
+                             zip(c["n_q"], c["bits_per_s"], c["stoi"], c["pesq"], c["pesq_nb"])))
     if thumbs:
-        curve_md += ("\nBicubic thumbnails for comparison:\n\n| side | bits | PSNR dB | PSNR dB crops |\n|---|---|---|---|\n"
-                     + "".join(f"| {s}x{s} | {b} | {p:.2f} | {pc:.2f} |\n" for s, b, p, pc in
-                               zip(thumbs["sides"], thumbs["bits"], thumbs["psnr"], thumbs["psnr_crops"])))
+        md += ("\nBicubic thumbnails for comparison:\n\n| side | bits | PSNR dB | PSNR dB crops |\n|---|---|---|---|\n"
+               + "".join(f"| {s}x{s} | {b} | {p:.2f} | {pc:.2f} |\n" for s, b, p, pc in
+                         zip(thumbs["sides"], thumbs["bits"], thumbs["psnr"], thumbs["psnr_crops"])))
+    return md
+
+
+def _write_report_md(out: Path, device: str, table: str, verdict: list[str], curve_md: str) -> None:
     figures = "".join(f"\n![{f[:-4]}]({f})\n" for f in ("rate_distortion.png", "image_grid.png", "spectrograms.png")
                       if (out / f).is_file())
     (out / "report.md").write_text(
@@ -452,11 +493,6 @@ def run_demo(out: str | Path = "demo_out", device: str = "cpu", names: list[str]
         + "\n\n## Learned tokenizers vs the best classic codec that uses no more bits\n\n" + "\n".join(verdict)
         + "\n" + ("\n## Quality vs number of tokens / codebooks\n" + curve_md if curve_md else "") + figures
         + "\nReconstructed speech: `audio/<clip>__<tokenizer or codec>.wav` next to `audio/<clip>__original.wav`.\n")
-    print(table)
-    print("\n" + "\n".join(verdict))
-    print(f"\nwrote {out}/report.md, report.json, rate_distortion.png, image_grid.png, spectrograms.png, audio/*.wav "
-          f"({time.perf_counter() - t_start:.0f} s)")
-    return public
 
 
 def main(argv: list[str] | None = None) -> int:
