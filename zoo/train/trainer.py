@@ -68,27 +68,10 @@ class Trainer:
     """
 
     def __init__(self, recipe: dict, resume: bool = False, log_stream=None):
-        from accelerate import Accelerator
-        from accelerate.utils import DistributedDataParallelKwargs
-
         self.cfg = cfg = recipe
         self.out = Path(cfg["output_dir"])
         self.stream = log_stream or sys.stdout
-        device = str(cfg["device"])
-        if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
-        if device.startswith("cuda:"):
-            torch.cuda.set_device(int(device.split(":")[1]))
-        from accelerate.state import AcceleratorState
-
-        # accelerate keeps its settings in a per-process singleton: forget those of an earlier Trainer in
-        # this process (tests, notebooks) so that this recipe's mixed precision applies
-        AcceleratorState._reset_state()
-        self.acc = Accelerator(
-            cpu=device == "cpu", mixed_precision=cfg["mixed_precision"],
-            gradient_accumulation_steps=cfg["grad_accum"], step_scheduler_with_optimizer=False,
-            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=bool(cfg["find_unused_parameters"]))])
-        acc = self.acc
+        self.acc = acc = _accelerator(cfg)
         self.main = acc.is_main_process
 
         ckpt = latest_checkpoint(self.out) if resume else None
@@ -107,6 +90,30 @@ class Trainer:
         self.input_range = tuple(getattr(model, "input_range", (0.0, 1.0)))
         self.train_set, self.val_set = build_datasets(cfg["data"], model)
 
+        self._build_losses(cfg)
+        model.to(acc.device)
+        self._attach_ema_and_perturbation(model, cfg)
+
+        max_steps = int(cfg["max_steps"])
+        self._build_optimizers(model, cfg, max_steps)
+
+        self.step = 0
+        if ckpt is not None:
+            self._load(ckpt, model)
+
+        if self.adversary is not None:
+            self.model, self.opt, self.discs = acc.prepare(model, self.opt, self.adversary.discriminators)
+        else:
+            self.model, self.opt = acc.prepare(model, self.opt)
+            self.discs = None
+
+        self._start_data_and_log(cfg, ckpt, model, max_steps)
+
+    # ------------------------------------------------------------------ construction steps
+    def _build_losses(self, cfg: dict) -> None:
+        """Reconstruction, perceptual and adversarial losses of the recipe (in this order: the
+        adversary's initialisation draws from the seeded RNG)."""
+        acc = self.acc
         losses = cfg["losses"]
         self.rec_weight = float(losses["reconstruction"].get("weight", 0.0))
         self.rec_type = losses["reconstruction"].get("type", "l1")
@@ -129,7 +136,23 @@ class Trainer:
 
             self.adversary = Adversary(cfg["gan"], self.modality)
 
-        model.to(acc.device)
+    def _build_optimizers(self, model, cfg: dict, max_steps: int) -> None:
+        """Optimizer and schedule of the model, and of the discriminators when there is an adversary."""
+        acc = self.acc
+        self.opt = build_optimizer(model.parameters(), cfg["optim"])
+        self.sched = build_scheduler(self.opt, cfg["schedule"], max_steps)
+        self.opt_d = self.sched_d = None
+        if self.adversary is not None:
+            self.adversary.to(acc.device)
+            self.opt_d = build_optimizer(self.adversary.discriminators.parameters(), cfg["gan"]["optim"])
+            # the discriminator optimizer stays unprepared, with its own fp16 grad scaler: accelerate's one
+            # scaler shared by two optimizers would unscale one of them with an already-updated scale
+            self.d_scaler = torch.amp.GradScaler(acc.device.type, enabled=cfg["mixed_precision"] == "fp16")
+            self.sched_d = build_scheduler(self.opt_d, cfg["gan"]["schedule"],
+                                           max(1, max_steps - self.adversary.start_step))
+
+    def _attach_ema_and_perturbation(self, model, cfg: dict) -> None:
+        """The EMA shadow, then the latent perturbation hook (after the copy: the shadow stays clean)."""
         self.ema = None
         if float(cfg["ema"].get("decay", 0.0)) > 0:
             self.ema = EMA(model, float(cfg["ema"]["decay"]), int(cfg["ema"].get("start_step", 0)),
@@ -149,31 +172,9 @@ class Trainer:
                                                    schedule=schedule)
             self.perturbation.attach(model)  # after the EMA copy: the shadow stays clean
 
-        # ---------------------------------------------------------------- optimisation
-        max_steps = int(cfg["max_steps"])
-        self.opt = build_optimizer(model.parameters(), cfg["optim"])
-        self.sched = build_scheduler(self.opt, cfg["schedule"], max_steps)
-        self.opt_d = self.sched_d = None
-        if self.adversary is not None:
-            self.adversary.to(acc.device)
-            self.opt_d = build_optimizer(self.adversary.discriminators.parameters(), cfg["gan"]["optim"])
-            # the discriminator optimizer stays unprepared, with its own fp16 grad scaler: accelerate's one
-            # scaler shared by two optimizers would unscale one of them with an already-updated scale
-            self.d_scaler = torch.amp.GradScaler(acc.device.type, enabled=cfg["mixed_precision"] == "fp16")
-            self.sched_d = build_scheduler(self.opt_d, cfg["gan"]["schedule"],
-                                           max(1, max_steps - self.adversary.start_step))
-
-        self.step = 0
-        if ckpt is not None:
-            self._load(ckpt, model)
-
-        if self.adversary is not None:
-            self.model, self.opt, self.discs = acc.prepare(model, self.opt, self.adversary.discriminators)
-        else:
-            self.model, self.opt = acc.prepare(model, self.opt)
-            self.discs = None
-
-        # ---------------------------------------------------------------- data order
+    def _start_data_and_log(self, cfg: dict, ckpt, model, max_steps: int) -> None:
+        """Data order from ``self.step``, the RNG state (restored on resume), and the metric log."""
+        acc = self.acc
         self.sampler = StepBatchSampler(len(self.train_set), int(cfg["batch_size"]), world_size=acc.num_processes,
                                         rank=acc.process_index, grad_accum=int(cfg["grad_accum"]),
                                         seed=int(cfg["seed"]), start_step=self.step, max_steps=max_steps)
@@ -444,3 +445,23 @@ class Trainer:
 def train(recipe: dict, resume: bool = False) -> dict[str, Any]:
     """Build a :class:`Trainer` for ``recipe`` and run it; returns the last logged metrics."""
     return Trainer(recipe, resume=resume).fit()
+
+
+def _accelerator(cfg: dict):
+    """An ``accelerate.Accelerator`` for the recipe's device, mixed precision and accumulation."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    device = str(cfg["device"])
+    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
+    if device.startswith("cuda:"):
+        torch.cuda.set_device(int(device.split(":")[1]))
+    # accelerate keeps its settings in a per-process singleton: forget those of an earlier Trainer in
+    # this process (tests, notebooks) so that this recipe's mixed precision applies
+    AcceleratorState._reset_state()
+    return Accelerator(
+        cpu=device == "cpu", mixed_precision=cfg["mixed_precision"],
+        gradient_accumulation_steps=cfg["grad_accum"], step_scheduler_with_optimizer=False,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=bool(cfg["find_unused_parameters"]))])
