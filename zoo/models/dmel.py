@@ -20,8 +20,6 @@ import numpy as np
 import torch
 
 from ..api import Tokenizer, TokenizerOutput, Tokens
-from ..hub import WeightSource
-from ..registry import register_tokenizer
 from ..validate import check_sample_rate
 from .dmel_vocoder import VocosVocoder, griffin_lim, mel_to_linear
 
@@ -401,38 +399,3 @@ class DMel(Tokenizer):
                 losses["mel"] = self.mel_weight * (self.log_mel(recon) - target).abs().mean()
         return TokenizerOutput(recon=recon, tokens=tokens, losses=losses, stats=stats,
                                extras={"log_mel": target, "dequantized": values})
-
-
-# ----------------------------------------------------------------------------- registry
-_PAPER = "https://arxiv.org/abs/2407.15835"
-_LICENSE = "apple-amlr (official dmel package licence; the zoo re-implementation is the zoo's)"
-_COMPRESSION = "80 frames/s x 80 channels x 4 bits = 25.6 kbit/s vs 16 kHz x 16 bit (256 kbit/s)"
-
-
-def _build(**kwargs) -> DMel:
-    return DMel(**kwargs)
-
-
-def _register_all() -> None:
-    common = dict(modality="audio", family="dmel", sample_rate=16000, token_shape=(81, 80), codebook_size=(16,) * 80,
-                  compression=_COMPRESSION, paper=_PAPER)
-    register_tokenizer(
-        "dmel.official", _build, kwargs=dict(OFFICIAL_DMEL_CONFIG), license=_LICENSE,
-        source=WeightSource(packaged="convert/dmel.py", files={}, converter="dmel"),
-        notes="Apple's dMel (github.com/apple/dmel @134d9dea, PyPI dmel 1.0.1) with the official example's "
-              "settings (12.5 ms stride). The tokenizer has no learned weights: its 'pretrained weights' are the "
-              "official configuration, so the source is the packaged converter zoo/convert/dmel.py (no file is "
-              "downloaded; pretrained=True and load_official('dmel', None, None) build the same thing). Decoding "
-              "uses Griffin-Lim (untrained); Apple released no vocoder. token_shape is for 1 s.", **common)
-    register_tokenizer(
-        "dmel_vocos.scratch", _build, license="Apache-2.0",
-        kwargs=dict(OFFICIAL_DMEL_CONFIG, vocoder="vocos", vocos_dim=512, vocos_intermediate_dim=1536, vocos_layers=8),
-        notes="official dMel tokens with an untrained Vocos vocoder (512 wide, 8 ConvNeXt blocks) to train "
-              "with the recipes", **common)
-    register_tokenizer(
-        "dmel_vocos_tiny.scratch", _build, license="Apache-2.0",
-        kwargs=dict(OFFICIAL_DMEL_CONFIG, vocoder="vocos", vocos_dim=64, vocos_intermediate_dim=192, vocos_layers=2),
-        notes="official dMel tokens with a tiny untrained Vocos vocoder for CPU recipes and tests", **common)
-
-
-_register_all()

@@ -16,11 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..api import Tokenizer, TokenizerOutput, Tokens
-from ..hub import WeightSource
 from ..layers.autoencoder_kl import vae_decode
 from ..layers.flow import euler_sample, rf_loss, rf_noise, sample_timesteps
 from ..quant.fsq import FSQ
-from ..registry import register_tokenizer
 from .flextok_decoder import FlexTokDecoder
 from .flextok_encoder import FlexTokEncoder
 
@@ -338,44 +336,3 @@ class FlexTok(Tokenizer):
         return TokenizerOutput(recon=recon, tokens=Tokens(ids=q.ids, lengths=keep_k, input_shape=(h, w)),
                                losses=losses, stats=stats,
                                extras={"latents": latents, "keep_k": keep_k, "t": t, "uncond": uncond, "velocity": v})
-
-
-# --------------------------------------------------------------------------- registry
-_PAPER = "FlexTok: Resampling Images into 1D Token Sequences of Flexible Length (arXiv 2502.13967, ICML 2025)"
-_LICENSE = "Apple Machine Learning Research Model License (weights; research use, never redistributed by the zoo)"
-
-
-def _flextok(**kwargs) -> FlexTok:
-    return FlexTok(**kwargs)
-
-
-def _arch(enc_depth: int, dec_depth: int) -> dict[str, Any]:
-    # FlexTok widths are 64 * depth, head_dim 64
-    return dict(image_size=256, enc_dim=64 * enc_depth, enc_depth=enc_depth, dec_dim=64 * dec_depth,
-                dec_depth=dec_depth, num_registers=256, fsq_levels=[8, 8, 8, 5, 5, 5])
-
-
-for _enc, _dec, _data, _tag in ((12, 12, "ImageNet-1k", "in1k"), (18, 18, "ImageNet-1k", "in1k"),
-                                (18, 28, "ImageNet-1k", "in1k"), (18, 28, "DFN", "dfn")):
-    _repo = f"EPFL-VILAB/flextok_d{_enc}_d{_dec}_{_tag}"
-    register_tokenizer(
-        f"flextok_d{_enc}_d{_dec}.{_tag}", _flextok, modality="image", family="flextok",
-        kwargs=_arch(_enc, _dec), input_size=(256, 256), token_shape=(256,), codebook_size=64000,
-        compression="1..256 tokens x 15.97 bits / 256x256x3x8 bits",
-        source=WeightSource(hf_repo=_repo, revision=None,
-                            files={"weights": "model.safetensors", "config": "config.json"}, converter="flextok"),
-        license=_LICENSE, paper=_PAPER,
-        notes=(f"Official {_data}-trained FlexTok d{_enc}-d{_dec} ({_repo}); converted on load from the Hydra "
-               "config (the VAE config is read from the config's hf_hub_path, EPFL-VILAB/flextok_vae_c16). "
-               "Revision not pinned: no hub commit hash was available offline. Decode defaults follow the "
-               "official README (20 Euler steps, guidance 7.5, APG). No published per-model numbers are "
-               "recorded here; the paper reports rFID / generation FID per token count (see its tables)."),
-    )
-
-register_tokenizer("flextok_tiny.untrained", _flextok, modality="image", family="flextok",
-                   kwargs=dict(image_size=64, vae=dict(VAE_SDXL_LIKE, block_out_channels=[16, 32, 64, 64],
-                                                       norm_num_groups=8, sample_size=64),
-                               vae_scaling_factor=1.0, enc_dim=128, enc_depth=2, dec_dim=128, dec_depth=2,
-                               num_registers=256),
-                   input_size=(64, 64), token_shape=(256,), codebook_size=64000,
-                   notes="Tiny untrained FlexTok for CPU tests and recipes.")

@@ -17,18 +17,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..api import Tokenizer, TokenizerOutput, Tokens
-from ..hub import WeightSource
 from ..layers.conv import ConvDecoder2d, ConvEncoder2d, group_norm
 from ..layers.transformer import Transformer
 from ..losses.semantic import semantic_alignment
 from ..quant.factorized import FactorizedQuantizer
-from ..registry import register_tokenizer
 
 __all__ = ["FQGAN", "FactorizedAdapter", "FeatPredHead", "BRANCHES"]
 
 BRANCHES = {"dual": ("vis", "sem"), "triple": ("vis", "sem_mid", "sem_high")}
-#: teacher feature widths of the released models (dual: CLIP ViT-L/14 CLS; triple: DINOv2-S, CLIP ViT-B/16)
-RELEASED_FEAT_DIMS = {"dual": {"sem": 1024}, "triple": {"sem_mid": 384, "sem_high": 768}}
 
 
 class FactorizedAdapter(nn.Module):
@@ -214,44 +210,3 @@ class FQGAN(Tokenizer):
         h, w = self._grid(tokens)
         z_q = self.quantizer.ids_to_latents(ids.view(ids.shape[0], h, w, -1))
         return (self.decode_latents(z_q) + 1.0) / 2.0
-
-
-# ---------------------------------------------------------------------- registry
-_RELEASED = dict(codebook_size=16384, codebook_dim=8, z_channels=256, ch=128, num_res_blocks=2, num_groups=32,
-                 image_size=256, adapter_depth=6, adapter_heads=8, feat_depth=3, feat_heads=8, beta=0.25,
-                 entropy_loss_ratio=0.03, disentangle_ratio=0.1, semantic_weight=0.5)
-_FQGAN_NOTE = ("Official checkpoint from github.com/showlab/FQGAN (README table), converted by zoo.convert.fqgan "
-               "(the EMA weights when the file holds them; architecture from the weights and the stored training "
-               "args, checked against this entry). Whole-model parity is tested on fixtures made by running the "
-               "official VQModel code (dual at /16 and /8, shrunk widths: tests/convert/test_fqgan_whole_golden.py; "
-               "ids exact, unclamped decode within 1e-4), not on the released files (no network here). "
-               "No revision hash could be looked up offline: the revision is unpinned (main). rFID on ImageNet "
-               "val 256x256 as published in the README.")
-
-
-def _register() -> None:
-    for variant, ds, mult, rfid, fname in (("dual", 16, (1, 1, 2, 2, 4), 0.94, "fqgan_dual_ds16.pt"),
-                                           ("triple", 16, (1, 1, 2, 2, 4), 0.76, "fqgan_triple_ds16.pt"),
-                                           ("dual", 8, (1, 2, 2, 4), 0.32, "fqgan_dual_ds8.pt"),
-                                           ("triple", 8, (1, 2, 2, 4), 0.24, "fqgan_triple_ds8.pt")):
-        kwargs = dict(_RELEASED, variant=variant, ch_mult=list(mult), feat_dims=RELEASED_FEAT_DIMS[variant])
-        g = len(BRANCHES[variant])
-        n = (256 // ds) ** 2
-        register_tokenizer(
-            f"fqgan_{variant}_ds{ds}.in1k", FQGAN, modality="image", family="fqgan", kwargs=kwargs,
-            input_size=(256, 256), token_shape=(n, g), codebook_size=(16384,) * g,
-            compression=f"{n} tokens x {g} x 14 bits / 256x256x3x8 bits",
-            source=WeightSource(hf_repo="ZechenBai/FQGAN", revision=None, files={"weights": fname},
-                                converter="fqgan"),
-            license="CC-BY-NC-4.0 (code repository licence; the weights carry no separate licence)",
-            paper="arXiv:2411.16681", metrics={"rfid_in1k_val_256": rfid}, notes=_FQGAN_NOTE)
-    register_tokenizer("fqgan_tiny.untrained", FQGAN, modality="image", family="fqgan",
-                       kwargs=dict(variant="dual", codebook_size=256, codebook_dim=8, z_channels=16, ch=16,
-                                   ch_mult=[1, 2, 2], num_res_blocks=1, num_groups=8, image_size=32,
-                                   adapter_depth=1, adapter_heads=4, feat_dims={"sem": 48}, feat_depth=1,
-                                   feat_heads=4, entropy_loss_ratio=0.03, disentangle_ratio=0.1),
-                       input_size=(32, 32), token_shape=(64, 2), codebook_size=(256, 256),
-                       notes="Tiny CPU-trainable configuration (tests, recipes); no weights.")
-
-
-_register()

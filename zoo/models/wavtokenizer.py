@@ -23,12 +23,10 @@ import torch
 import torch.nn.functional as F
 
 from ..api import Tokenizer, TokenizerOutput, Tokens
-from ..hub import WeightSource
 from ..layers.istft import ISTFTHead
 from ..layers.seanet import SEANetEncoder
 from ..layers.vocos import VocosBackbone
 from ..quant.ema_vq import EMAVectorQuantizer
-from ..registry import register_tokenizer
 from ..validate import check_sample_rate
 
 __all__ = ["WavTokenizer"]
@@ -251,88 +249,3 @@ class WavTokenizer(Tokenizer):
             self._mel_loss = [MelL1Loss(sample_rate=self.sample_rate)]  # list: not a submodule
         loss = self._mel_loss[0].to(recon.device)
         return loss(recon, target)
-
-
-# ----------------------------------------------------------------------------- registry
-_PAPER = "https://arxiv.org/abs/2408.16532"
-_LICENSE = "MIT"
-
-
-def _build(**kwargs) -> WavTokenizer:
-    return WavTokenizer(**kwargs)
-
-_FRAME = {
-    # tokens/s -> encoder ratios (official `dowmsamples`, applied reversed) and ISTFT size
-    40: dict(ratios=[6, 5, 5, 4], n_fft=2400, hop_length=600),
-    75: dict(ratios=[8, 5, 4, 2], n_fft=1280, hop_length=320),
-}
-_FULL = dict(codebook_size=4096, codebook_dim=512, dim=768, intermediate_dim=2304, num_layers=12, num_bandwidths=4)
-_TINY = dict(codebook_size=1024, codebook_dim=512, dim=64, intermediate_dim=192, num_layers=2, num_bandwidths=4,
-             kmeans_iters=20)
-
-# The exact table values (paper Table 1) could not be read offline; the official README figure
-# (UTMOS vs kbps, LibriTTS test-clean) shows these. They are notes, not `metrics`, for that reason.
-_PUBLISHED = {
-    40: "Published (README figure, LibriTTS test-clean, WavTokenizer at 40 tokens/s): UTMOS ~3.6; "
-        "PESQ/STOI: see arXiv:2408.16532 Table 1.",
-    75: "Published (README figure, LibriTTS test-clean, WavTokenizer at 75 tokens/s): UTMOS ~4.05; "
-        "PESQ/STOI: see arXiv:2408.16532 Table 1.",
-}
-_SMALL_YAML = "wavtokenizer_smalldata_frame{fps}_3s_nq1_code4096_dim512_kmeans200_attn.yaml"
-# (arch, tag, tokens/s, hf repo, revision, checkpoint, yaml or None, training data, notes)
-_CHECKPOINTS = [
-    ("wavtokenizer_small_40", "libritts", 40, "novateur/WavTokenizer", "8040025592781c0993deb46dc0a503579cab5f54",
-     "WavTokenizer_small_600_24k_4096.ckpt", _SMALL_YAML.format(fps=40), "LibriTTS (speech)", ""),
-    ("wavtokenizer_small_75", "libritts", 75, "novateur/WavTokenizer", "8040025592781c0993deb46dc0a503579cab5f54",
-     "WavTokenizer_small_320_24k_4096.ckpt", _SMALL_YAML.format(fps=75), "LibriTTS (speech)", ""),
-    ("wavtokenizer_medium_75", "speech", 75, "novateur/WavTokenizer-medium-speech-75token",
-     "8858552e69270816d6aeb37bfcf3b770769d4899", "wavtokenizer_medium_speech_320_24k.ckpt",
-     "wavtokenizer_mediumdata_frame75_3s_nq1_code4096_dim512_kmeans200_attn.yaml", "~10k h speech", ""),
-    ("wavtokenizer_medium_75", "speech_v2", 75, "novateur/WavTokenizer-medium-speech-75token",
-     "8858552e69270816d6aeb37bfcf3b770769d4899", "wavtokenizer_medium_speech_320_24k_v2.ckpt",
-     "wavtokenizer_mediumdata_frame75_3s_nq1_code4096_dim512_kmeans200_attn.yaml", "~10k h speech",
-     "second release of the medium speech model"),
-    ("wavtokenizer_medium_75", "music_audio", 75, "novateur/WavTokenizer-medium-music-audio-75token",
-     "1bcbe86db88fc1f1f86c7ea192e791b3ede17da2", "wavtokenizer_medium_music_audio_320_24k.ckpt",
-     "wavtokenizer_mediumdata_music_audio_frame75_3s_nq1_code4096_dim512_kmeans200_attn.yaml",
-     "~10k h music and general audio", "revision taken from a public HF cache snapshot path"),
-    ("wavtokenizer_medium_75", "music_audio_v2", 75, "novateur/WavTokenizer-medium-music-audio-75token", None,
-     "wavtokenizer_medium_music_audio_320_24k_v2.ckpt", None, "~10k h music and general audio",
-     "no commit hash found offline: follows 'main'"),
-    ("wavtokenizer_large_40", "unify", 40, "novateur/WavTokenizer-large-unify-40token", None,
-     "wavtokenizer_large_unify_600_24k.ckpt", None, "~80k h speech, music and audio",
-     "repo ships no yaml (the small frame40 yaml describes it; the converter reads the architecture from the "
-     "checkpoint); uploaded in commit 7dc47a9 (full hash not found offline): follows 'main'"),
-    ("wavtokenizer_large_75", "speech", 75, "novateur/WavTokenizer-large-speech-75token",
-     "1cc9faee31025548fbae6ffe11115d7207093638", "wavtokenizer_large_speech_320_24k.ckpt", None,
-     "~80k h speech, music and audio", "first release; deleted from 'main' later, still at the pinned revision"),
-    ("wavtokenizer_large_75", "speech_v2", 75, "novateur/WavTokenizer-large-speech-75token", None,
-     "wavtokenizer_large_speech_320_v2.ckpt", None, "~80k h speech, music and audio",
-     "ICLR 2025 camera-ready 'large-v2' checkpoint; no commit hash found offline: follows 'main'"),
-]
-
-
-def _register_all() -> None:
-    for arch, tag, fps, repo, revision, ckpt, yaml, data, note in _CHECKPOINTS:
-        kwargs = {**_FULL, **_FRAME[fps]}
-        files = {"weights": ckpt}
-        if yaml is not None:
-            files["config"] = yaml
-        register_tokenizer(
-            f"{arch}.{tag}", _build, modality="audio", family="wavtokenizer", kwargs=kwargs, sample_rate=24000,
-            token_shape=(fps,), codebook_size=4096,
-            compression=f"{fps} tokens/s x 12 bits = {fps * 12} bit/s vs 24 kHz x 16 bit (384 kbit/s)",
-            source=WeightSource(hf_repo=repo, revision=revision, files=files, converter="wavtokenizer"),
-            license=_LICENSE, paper=_PAPER,
-            notes=" ".join(t for t in (f"official {arch.split('_')[1]} model, {fps} tokens/s, trained on {data}.",
-                                        f"{note}." if note else "", _PUBLISHED[fps]) if t))
-    for fps in (40, 75):
-        register_tokenizer(
-            f"wavtokenizer_tiny_{fps}.scratch", _build, modality="audio", family="wavtokenizer",
-            kwargs={**_TINY, **_FRAME[fps]}, sample_rate=24000, token_shape=(fps,), codebook_size=1024,
-            compression=f"{fps} tokens/s x 10 bits", license="Apache-2.0", paper=_PAPER,
-            notes="untrained small-width WavTokenizer (full SEANet encoder, 64-wide Vocos decoder) for CPU recipes "
-                  "and tests")
-
-
-_register_all()
