@@ -120,8 +120,8 @@ class DMel(Tokenizer):
     def __init__(self, sample_rate: int = 16000, n_fft: int = 1024, frame_size_ms: float = 50.0,
                  frame_stride_ms: float = 12.5, n_mels: int = 80, f_min: float = 80.0, f_max: float = 7600.0,
                  n_bits: int = 4, min_value: float = -7.0, max_value: float = 2.0, mel_floor: float = 1e-10,
-                 vocoder: str = "griffin_lim", griffin_lim_iters: int = 32, vocos_dim: int = 512,
-                 vocos_intermediate_dim: int = 1536, vocos_layers: int = 8, mel_weight: float = 45.0):
+                 vocoder: str = "griffin_lim", griffin_lim_iters: int = 32, vocos_width: int = 512,
+                 vocos_mlp_hidden: int = 1536, vocos_depth: int = 8, mel_weight: float = 45.0):
         super().__init__()
         self.win_length = round(sample_rate * frame_size_ms / 1000.0)
         self.hop_length = round(sample_rate * frame_stride_ms / 1000.0)
@@ -146,7 +146,7 @@ class DMel(Tokenizer):
         self.register_buffer("centers", centers, persistent=False)
         self.register_buffer("thresholds", _decision_thresholds(centers), persistent=False)
         self._groups = self._banded_groups(fbank)
-        self.vocos = (VocosVocoder(n_mels, vocos_dim, vocos_intermediate_dim, vocos_layers, n_fft=n_fft,
+        self.vocos = (VocosVocoder(n_mels, vocos_width, vocos_mlp_hidden, vocos_depth, n_fft=n_fft,
                                    hop_length=self.hop_length, center=(min_value + max_value) / 2,
                                    scale=(max_value - min_value) / 2) if vocoder == "vocos" else None)
 

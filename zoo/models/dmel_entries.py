@@ -12,8 +12,8 @@ _LICENSE = "apple-amlr (official dmel package licence; the zoo re-implementation
 _COMPRESSION = "80 frames/s x 80 channels x 4 bits = 25.6 kbit/s vs 16 kHz x 16 bit (256 kbit/s)"
 
 #: builder kwargs of the packaged demo, identical to its config.json (tests/test_demo.py checks it)
-DMEL_VOCOS_DEMO = dict(OFFICIAL_DMEL_CONFIG, mel_floor=1e-10, vocoder="vocos", griffin_lim_iters=32, vocos_dim=192,
-                       vocos_intermediate_dim=576, vocos_layers=6, mel_weight=45.0)
+DMEL_VOCOS_DEMO = dict(OFFICIAL_DMEL_CONFIG, mel_floor=1e-10, vocoder="vocos", griffin_lim_iters=32,
+                       vocos_width=192, vocos_mlp_hidden=576, vocos_depth=6, mel_weight=45.0)
 
 ENTRIES = (
     TokenizerInfo(
@@ -27,13 +27,13 @@ ENTRIES = (
               "uses Griffin-Lim (untrained); Apple released no vocoder. token_shape is for 1 s."),
     TokenizerInfo(
         name="dmel_vocos.scratch", builder=DMel, modality="audio", family="dmel",
-        kwargs=dict(OFFICIAL_DMEL_CONFIG, vocoder="vocos", vocos_dim=512, vocos_intermediate_dim=1536, vocos_layers=8),
+        kwargs=dict(OFFICIAL_DMEL_CONFIG, vocoder="vocos", vocos_width=512, vocos_mlp_hidden=1536, vocos_depth=8),
         compression=_COMPRESSION, license="Apache-2.0", paper=_PAPER,
         notes="official dMel tokens with an untrained Vocos vocoder (512 wide, 8 ConvNeXt blocks) to train "
               "with the recipes"),
     TokenizerInfo(
         name="dmel_vocos_tiny.scratch", builder=DMel, modality="audio", family="dmel",
-        kwargs=dict(OFFICIAL_DMEL_CONFIG, vocoder="vocos", vocos_dim=64, vocos_intermediate_dim=192, vocos_layers=2),
+        kwargs=dict(OFFICIAL_DMEL_CONFIG, vocoder="vocos", vocos_width=64, vocos_mlp_hidden=192, vocos_depth=2),
         compression=_COMPRESSION, license="Apache-2.0", paper=_PAPER,
         notes="official dMel tokens with a tiny untrained Vocos vocoder for CPU recipes and tests"),
     TokenizerInfo(

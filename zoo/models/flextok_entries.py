@@ -14,7 +14,7 @@ _LICENSE = "Apple Machine Learning Research Model License (weights; research use
 
 def _arch(enc_depth: int, dec_depth: int) -> dict[str, Any]:
     # FlexTok widths are 64 * depth, head_dim 64
-    return dict(image_size=256, enc_dim=64 * enc_depth, enc_depth=enc_depth, dec_dim=64 * dec_depth,
+    return dict(image_size=256, enc_width=64 * enc_depth, enc_depth=enc_depth, dec_width=64 * dec_depth,
                 dec_depth=dec_depth, num_registers=256, fsq_levels=[8, 8, 8, 5, 5, 5])
 
 
@@ -44,7 +44,7 @@ ENTRIES = (
         name="flextok_tiny.untrained", builder=FlexTok, modality="image", family="flextok",
         kwargs=dict(image_size=64, vae=dict(VAE_SDXL_LIKE, block_out_channels=[16, 32, 64, 64], norm_num_groups=8,
                                             sample_size=64),
-                    vae_scaling_factor=1.0, enc_dim=128, enc_depth=2, dec_dim=128, dec_depth=2, num_registers=256),
+                    vae_scaling_factor=1.0, enc_width=128, enc_depth=2, dec_width=128, dec_depth=2, num_registers=256),
         input_size=(64, 64), notes="Tiny untrained FlexTok for CPU tests and recipes."),
 )
 register_tokenizers(ENTRIES)

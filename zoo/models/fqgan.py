@@ -86,8 +86,9 @@ class FQGAN(Tokenizer):
     codebook_size / codebook_dim: per sub-codebook. ch, ch_mult, num_res_blocks, z_channels,
     num_groups: conv trunk (f = 2**(len(ch_mult)-1)). image_size: training resolution (sets the
     adapters' position count). adapter_depth=0 drops the transformer adapters.
-    feat_dims: ``{branch: teacher width}`` for the feature-prediction heads (None: no heads).
-    Loss weights as FQGAN: beta, entropy_loss_ratio, disentangle_ratio, semantic_weight;
+    teacher_dims: ``{branch: teacher width}`` for the feature-prediction heads (None: no heads).
+    Loss weights (FQGAN's commit_loss_beta, entropy_loss_ratio, disentanglement_ratio, semantic_weight):
+    commitment_weight, entropy_weight, disentangle_weight, semantic_weight;
     semantic_loss ``"infonce"`` (FQGAN) or ``"cosine"``.
     """
 
@@ -96,16 +97,17 @@ class FQGAN(Tokenizer):
     def __init__(self, variant: str = "dual", codebook_size: int = 16384, codebook_dim: int = 8,
                  z_channels: int = 256, ch: int = 128, ch_mult: Sequence[int] = (1, 1, 2, 2, 4),
                  num_res_blocks: int = 2, num_groups: int = 32, dropout: float = 0.0, image_size: int = 256,
-                 adapter_depth: int = 6, adapter_heads: int = 8, feat_dims: dict | None = None,
-                 feat_depth: int = 3, feat_heads: int = 8, beta: float = 0.25, entropy_loss_ratio: float = 0.0,
-                 disentangle_ratio: float = 0.0, semantic_weight: float = 0.5, semantic_loss: str = "infonce"):
+                 adapter_depth: int = 6, adapter_heads: int = 8, teacher_dims: dict | None = None,
+                 feat_depth: int = 3, feat_heads: int = 8, commitment_weight: float = 0.25,
+                 entropy_weight: float = 0.0, disentangle_weight: float = 0.0, semantic_weight: float = 0.5,
+                 semantic_loss: str = "infonce"):
         super().__init__()
         if variant not in BRANCHES:
             raise ValueError(f"variant must be one of {sorted(BRANCHES)}, got {variant!r}")
         self.branches = BRANCHES[variant]
-        feat_dims = dict(feat_dims or {})
-        if set(feat_dims) - set(self.branches):
-            raise ValueError(f"feat_dims keys {sorted(feat_dims)} are not branches of {variant}: {self.branches}")
+        teacher_dims = dict(teacher_dims or {})
+        if set(teacher_dims) - set(self.branches):
+            raise ValueError(f"teacher_dims keys {sorted(teacher_dims)} are not branches of {variant}: {self.branches}")
         self.encoder = ConvEncoder2d(3, ch, ch_mult, num_res_blocks, z_channels=None, dropout=dropout,
                                      num_groups=num_groups)
         self.factor = self.encoder.downsample_factor
@@ -117,13 +119,13 @@ class FQGAN(Tokenizer):
         self.heads = nn.ModuleList(_BranchHead(width, z_channels, grid, adapter_depth, adapter_heads, num_groups)
                                    for _ in self.branches)
         self.quant_convs = nn.ModuleList(nn.Conv2d(z_channels, codebook_dim, 1) for _ in self.branches)
-        self.quantizer = FactorizedQuantizer(codebook_size, codebook_dim, len(self.branches), beta=beta,
-                                             entropy_loss_ratio=entropy_loss_ratio, l2_norm=True,
-                                             disentangle_ratio=disentangle_ratio, names=self.branches)
+        self.quantizer = FactorizedQuantizer(codebook_size, codebook_dim, len(self.branches), beta=commitment_weight,
+                                             entropy_loss_ratio=entropy_weight, l2_norm=True,
+                                             disentangle_ratio=disentangle_weight, names=self.branches)
         self.post_quant_conv = nn.Conv2d(codebook_dim * len(self.branches), z_channels, 1)
         self.decoder = ConvDecoder2d(z_channels, ch, ch_mult, num_res_blocks, 3, dropout, num_groups)
         self.feat_heads = nn.ModuleDict({name: FeatPredHead(codebook_dim, d, grid, feat_depth, feat_heads)
-                                         for name, d in feat_dims.items()})
+                                         for name, d in teacher_dims.items()})
         self.semantic_weight, self.semantic_loss = semantic_weight, semantic_loss
         self._teachers: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
 
@@ -149,7 +151,7 @@ class FQGAN(Tokenizer):
 
     def set_teacher(self, branch: str, teacher: Callable[[torch.Tensor], torch.Tensor] | None) -> None:
         """Frozen feature network for ``branch``: images ``[B, 3, H, W]`` in [0, 1] -> ``[B, D]``
-        (D = ``feat_dims[branch]``). Not saved with the model; None removes it."""
+        (D = ``teacher_dims[branch]``). Not saved with the model; None removes it."""
         if branch not in self.feat_heads:
             raise ValueError(f"branch {branch!r} has no feature-prediction head (have {list(self.feat_heads)})")
         if teacher is None:

@@ -27,17 +27,17 @@ _TATITOK_NOTE = (" TA-TiTok decoders also attend to CLIP ViT-L/14-336 text featu
 
 
 def _legacy(enc: str, dec: str, n: int, **kw) -> dict:
-    return dict(enc_size=enc, dec_size=dec, num_tokens=n, token_size=12, codebook_size=4096, quantizer="vq",
+    return dict(enc_size=enc, dec_size=dec, num_tokens=n, codebook_dim=12, codebook_size=4096, quantizer="vq",
                 l2_norm=True, legacy_readout=True, decoder_head="proxy", pixel_decoder=dict(_VQGAN), **kw)
 
 
 def _vq8k(enc: str, dec: str, n: int, **kw) -> dict:
-    return dict(enc_size=enc, dec_size=dec, num_tokens=n, token_size=64, codebook_size=8192, quantizer="vq",
+    return dict(enc_size=enc, dec_size=dec, num_tokens=n, codebook_dim=64, codebook_size=8192, quantizer="vq",
                 l2_norm=False, legacy_readout=False, decoder_head="pixel", **kw)
 
 
 def _vae(enc: str, dec: str, n: int, **kw) -> dict:
-    return dict(enc_size=enc, dec_size=dec, num_tokens=n, token_size=16, quantizer="vae",
+    return dict(enc_size=enc, dec_size=dec, num_tokens=n, codebook_dim=16, quantizer="vae",
                 legacy_readout=False, decoder_head="pixel", **kw)
 
 
@@ -47,7 +47,7 @@ _TEXT = dict(text_dim=768, text_len=77)
 def _compression(kw: dict) -> str:
     n, s = kw["num_tokens"], kw.get("image_size", 256)
     if kw["quantizer"] == "vae":
-        return f"{n} tokens x {kw['token_size']} floats / {s}x{s}x3"
+        return f"{n} tokens x {kw['codebook_dim']} floats / {s}x{s}x3"
     bits = (kw["codebook_size"] - 1).bit_length()
     return f"{n} tokens x {bits} bits / {s}x{s}x3x8 bits"
 
@@ -68,20 +68,23 @@ def _official(*, name: str, kwargs: dict, hf_repo: str, rfid: float, paper: str,
 
 #: builder kwargs of the packaged demo, identical to its config.json (tests/test_demo.py checks it)
 TITOK_DEMO64 = dict(image_size=64, enc_patch_size=8, dec_patch_size=8, enc_size=None, dec_size=None, enc_width=128,
-                    enc_depth=4, enc_heads=2, dec_width=192, dec_depth=4, dec_heads=3, num_tokens=64, token_size=6,
-                    codebook_size=64000, quantizer="fsq", fsq_levels=[8, 8, 8, 5, 5, 5], l2_norm=False, beta=0.25,
+                    enc_depth=4, enc_heads=2, dec_width=192, dec_depth=4, dec_heads=3, num_tokens=64, codebook_dim=6,
+                    codebook_size=64000, quantizer="fsq", fsq_levels=[8, 8, 8, 5, 5, 5], l2_norm=False,
+                    commitment_weight=0.25,
                     legacy_readout=False, decoder_head="pixel", pixel_decoder=None, proxy_weights=None,
                     tail_drop=True, tail_drop_prob=0.5, text_dim=0, text_len=0, kl_weight=1e-06)
 # tiny untrained architecture for CPU recipes and tests
 _TINY = dict(image_size=64, enc_size=None, dec_size=None, enc_width=128, enc_depth=2, dec_width=128, dec_depth=2,
-             num_tokens=16, token_size=16, codebook_size=256, quantizer="vq", l2_norm=True, legacy_readout=False,
+             num_tokens=16, codebook_dim=16, codebook_size=256, quantizer="vq", l2_norm=True, legacy_readout=False,
              decoder_head="pixel")
 
 ENTRIES = (
     _official(name="titok_l32.in1k", kwargs=_legacy("large", "large", 32),
-              hf_repo="yucornetto/tokenizer_titok_l32_imagenet", revision="1c9a2084c59112fd415b7ed97d4c200e864a95de",
+              hf_repo="yucornetto/tokenizer_titok_l32_imagenet",
+              revision="1c9a2084c59112fd415b7ed97d4c200e864a95de",
               rfid=2.21, paper=_TITOK_PAPER,
-              notes="Legacy two-stage TiTok-L-32: 4096x12 cosine VQ, proxy-code decoder + MaskGIT-VQGAN pixel decoder."),
+              notes=("Legacy two-stage TiTok-L-32: 4096x12 cosine VQ, proxy-code decoder + MaskGIT-VQGAN pixel "
+                     "decoder.")),
     _official(name="titok_b64.in1k", kwargs=_legacy("base", "base", 64), hf_repo="yucornetto/tokenizer_titok_b64_imagenet",
               short_hash="603747b", rfid=1.70, paper=_TITOK_PAPER, notes="Legacy two-stage TiTok-B-64."),
     _official(name="titok_s128.in1k", kwargs=_legacy("small", "small", 128),

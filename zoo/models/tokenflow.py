@@ -134,7 +134,8 @@ class TokenFlow(Tokenizer):
     sem_dec_depth, sem_dec_heads) + ``decode_task_layer`` to ``teacher_dim`` features.
     Grid side = image_size / patch_size = pixel downsampling. scales: multi-scale schedule (last =
     grid side; default TokenFlow's clipb_224 prefix that fits the grid). scale_drop_prob: 0.1 in
-    TokenFlow. Loss weights: beta (commitment), entropy_loss_ratio, semantic_weight.
+    TokenFlow. Loss weights: commitment_weight (the official commit_loss_beta), entropy_weight (the official
+    entropy_loss_ratio), semantic_weight.
     codebook_mapping: ``"shared"`` (TokenFlow: one index for both codebooks, ids ``[B, T]``) or
     ``"separate"`` (DualToken-style: own index per codebook, ids ``[B, T, 2]``, semantic first).
     """
@@ -148,7 +149,7 @@ class TokenFlow(Tokenizer):
                  sem_width: int = 768, sem_depth: int = 12, sem_heads: int = 12, sem_pos_grid: int | None = None,
                  sem_dec_width: int | None = None, sem_dec_depth: int = 3, sem_dec_heads: int | None = None,
                  teacher_dim: int = 512, scales: Sequence[int] | None = None, scale_drop_prob: float = 0.1,
-                 beta: float = 0.25, entropy_loss_ratio: float = 0.0, semantic_weight: float = 1.0,
+                 commitment_weight: float = 0.25, entropy_weight: float = 0.0, semantic_weight: float = 1.0,
                  codebook_mapping: str = "shared"):
         super().__init__()
         self.encoder = ConvEncoder2d(3, ch, ch_mult, num_res_blocks, z_channels, num_groups=num_groups)
@@ -168,11 +169,11 @@ class TokenFlow(Tokenizer):
         self.encode_task_layer = _task_layer(sem_width, semantic_dim)
         self.quant_conv = nn.Conv2d(z_channels, pixel_dim, 1)
         if codebook_mapping == "shared":
-            inner = SharedMappingQuantizer(codebook_size, semantic_dim, pixel_dim, beta=beta,
-                                           entropy_loss_ratio=entropy_loss_ratio)
+            inner = SharedMappingQuantizer(codebook_size, semantic_dim, pixel_dim, beta=commitment_weight,
+                                           entropy_loss_ratio=entropy_weight)
         elif codebook_mapping == "separate":
-            inner = DualCodebookQuantizer(codebook_size, semantic_dim, pixel_dim, beta=beta,
-                                          entropy_loss_ratio=entropy_loss_ratio)
+            inner = DualCodebookQuantizer(codebook_size, semantic_dim, pixel_dim, beta=commitment_weight,
+                                          entropy_loss_ratio=entropy_weight)
         else:
             raise ValueError(f"codebook_mapping must be 'shared' or 'separate', got {codebook_mapping!r}")
         self.quantizer = MultiScaleResidualQuantizer(inner, scales, scale_drop_prob)

@@ -2,7 +2,7 @@
 
 Encoder: tubelet patches (``tubelet x patch x patch``) + factorised space-time position
 embeddings, followed by K learned latent queries; a ViT reads both and the K query outputs
-are projected to ``code_dim`` and quantised (l2-normalised VQ, or FSQ / LFQ). Decoder: the K
+are projected to ``codebook_dim`` and quantised (l2-normalised VQ, or FSQ / LFQ). Decoder: the K
 codes (+ learned 1D positions, sin-cos initialised) followed by one mask query per tubelet
 (+ factorised positions); a ViT and a linear head turn the mask queries back into tubelet pixels.
 Optional (``prior=True``): LARP's autoregressive prior, a small causal transformer trained
@@ -48,28 +48,28 @@ class Video1DTokenizer(Tokenizer):
 
     input_size: (T, H, W) clip size; tubelet, patch_size: tubelet extent in frames / pixels.
     num_tokens: K latent tokens. encoder_* / decoder_*: ViT width, depth, heads.
-    quantizer: ``"vq"`` (``codebook_size`` codes of ``code_dim``, l2-normalised),
+    quantizer: ``"vq"`` (``codebook_size`` codes of ``codebook_dim``, l2-normalised),
         ``"fsq"`` (``fsq_levels``) or ``"lfq"`` (``codebook_size`` = 2**bits).
     recon_loss: ``"l1"`` or ``"mse"`` on the model's pixels; quant_weight scales quantizer losses.
     signed_pixels: the networks see / produce pixels in [-1, 1] (True) or in [0, 1] (False, LARP).
-    encoder_norm: LayerNorm on the encoder's query outputs before the code projection (LARP: none).
+    enc_norm: LayerNorm on the encoder's query outputs before the code projection (LARP: none).
     query_init_std: std of the latent queries' Gaussian init (LARP: 0.02); latent_pos_init_scale:
         factor on the decoder's sin-cos latent positions at init. Small models train more reliably
         with distinct queries (std ~1) and positions that do not drown the codes (~0.1).
-    prior: add LARP's AR prior (width ``prior_dim``, ``prior_depth`` layers, ``prior_heads``),
+    prior: add LARP's AR prior (width ``prior_width``, ``prior_depth`` layers, ``prior_heads``),
         its next-token cross-entropy weighted by ``prior_weight``.
     """
 
     modality = "video"
 
     def __init__(self, input_size=(16, 128, 128), tubelet: int = 4, patch_size: int = 8, num_tokens: int = 1024,
-                 encoder_dim: int = 768, encoder_depth: int = 12, encoder_heads: int = 12,
-                 decoder_dim: int = 768, decoder_depth: int = 12, decoder_heads: int = 12, mlp_ratio: float = 4.0,
-                 quantizer: str = "vq", code_dim: int = 16, codebook_size: int = 8192, fsq_levels=None,
+                 enc_width: int = 768, enc_depth: int = 12, enc_heads: int = 12,
+                 dec_width: int = 768, dec_depth: int = 12, dec_heads: int = 12, mlp_ratio: float = 4.0,
+                 quantizer: str = "vq", codebook_dim: int = 16, codebook_size: int = 8192, fsq_levels=None,
                  quantizer_kwargs: dict | None = None, recon_loss: str = "l1", quant_weight: float = 0.1,
-                 prior: bool = False, prior_dim: int = 384, prior_depth: int = 12, prior_heads: int = 6,
+                 prior: bool = False, prior_width: int = 384, prior_depth: int = 12, prior_heads: int = 6,
                  prior_weight: float = 0.06, prior_temperature: float = 1.0, signed_pixels: bool = True,
-                 encoder_norm: bool = True, query_init_std: float = 0.02, latent_pos_init_scale: float = 1.0):
+                 enc_norm: bool = True, query_init_std: float = 0.02, latent_pos_init_scale: float = 1.0):
         super().__init__()
         t, h, w = (int(v) for v in input_size)
         if t % tubelet or h % patch_size or w % patch_size:
@@ -82,25 +82,25 @@ class Video1DTokenizer(Tokenizer):
         self.recon_loss, self.quant_weight, self.prior_weight = recon_loss, quant_weight, prior_weight
         self.signed_pixels = signed_pixels
 
-        self.patch_embed = PatchEmbed3d(3, encoder_dim, patch_size, tubelet)
-        self.encoder_pos = FactorizedPosEmbed3d(self.grid, encoder_dim)
-        self.latent_queries = nn.Parameter(torch.randn(num_tokens, encoder_dim) * query_init_std)
-        self.encoder = Transformer(encoder_dim, encoder_depth, encoder_heads, mlp_ratio=mlp_ratio)
-        self.encoder_norm = nn.LayerNorm(encoder_dim) if encoder_norm else nn.Identity()
+        self.patch_embed = PatchEmbed3d(3, enc_width, patch_size, tubelet)
+        self.encoder_pos = FactorizedPosEmbed3d(self.grid, enc_width)
+        self.latent_queries = nn.Parameter(torch.randn(num_tokens, enc_width) * query_init_std)
+        self.encoder = Transformer(enc_width, enc_depth, enc_heads, mlp_ratio=mlp_ratio)
+        self.encoder_norm = nn.LayerNorm(enc_width) if enc_norm else nn.Identity()
 
-        self.quantizer, self.code_dim = build_quantizer(quantizer, code_dim, codebook_size=codebook_size,
+        self.quantizer, self.codebook_dim = build_quantizer(quantizer, codebook_dim, codebook_size=codebook_size,
                                                         levels=fsq_levels, **(quantizer_kwargs or {}))
-        self.quant_proj = nn.Linear(encoder_dim, self.code_dim)
-        self.post_quant_proj = nn.Linear(self.code_dim, decoder_dim)
+        self.quant_proj = nn.Linear(enc_width, self.codebook_dim)
+        self.post_quant_proj = nn.Linear(self.codebook_dim, dec_width)
 
-        self.latent_pos = nn.Parameter(sincos_1d(torch.arange(num_tokens), decoder_dim) * latent_pos_init_scale)
-        self.mask_token = nn.Parameter(torch.randn(decoder_dim) * 0.02)
-        self.decoder_pos = FactorizedPosEmbed3d(self.grid, decoder_dim)
-        self.decoder = Transformer(decoder_dim, decoder_depth, decoder_heads, mlp_ratio=mlp_ratio)
-        self.decoder_norm = nn.LayerNorm(decoder_dim, eps=1e-6)
-        self.head = nn.Linear(decoder_dim, tubelet * patch_size * patch_size * 3)
+        self.latent_pos = nn.Parameter(sincos_1d(torch.arange(num_tokens), dec_width) * latent_pos_init_scale)
+        self.mask_token = nn.Parameter(torch.randn(dec_width) * 0.02)
+        self.decoder_pos = FactorizedPosEmbed3d(self.grid, dec_width)
+        self.decoder = Transformer(dec_width, dec_depth, dec_heads, mlp_ratio=mlp_ratio)
+        self.decoder_norm = nn.LayerNorm(dec_width, eps=1e-6)
+        self.head = nn.Linear(dec_width, tubelet * patch_size * patch_size * 3)
 
-        self.prior = (LatentPrior(self.code_dim, num_tokens - 1, prior_dim, prior_depth, prior_heads,
+        self.prior = (LatentPrior(self.codebook_dim, num_tokens - 1, prior_width, prior_depth, prior_heads,
                                   temperature=prior_temperature) if prior else None)
         self._init_weights()
 
@@ -139,7 +139,7 @@ class Video1DTokenizer(Tokenizer):
         return (y + 1.0) / 2.0 if self.signed_pixels else y
 
     def _latents(self, x: torch.Tensor) -> torch.Tensor:
-        """x ``[B, 3, T, H, W]`` in [0, 1] -> pre-quantisation latents ``[B, K, code_dim]``."""
+        """x ``[B, 3, T, H, W]`` in [0, 1] -> pre-quantisation latents ``[B, K, codebook_dim]``."""
         self._check_shape(tuple(x.shape[-3:]))
         patches = self.patch_embed(self._to_model(x)) + self.encoder_pos()
         queries = self.latent_queries.expand(x.shape[0], -1, -1)
@@ -147,7 +147,7 @@ class Video1DTokenizer(Tokenizer):
         return self.quant_proj(self.encoder_norm(h))
 
     def _pixels(self, z_q: torch.Tensor) -> torch.Tensor:
-        """Quantised latents ``[B, K, code_dim]`` -> clip ``[B, 3, T, H, W]`` in model pixels (unclamped)."""
+        """Quantised latents ``[B, K, codebook_dim]`` -> clip ``[B, 3, T, H, W]`` in model pixels (unclamped)."""
         b = z_q.shape[0]
         latents = self.post_quant_proj(z_q) + self.latent_pos
         queries = (self.mask_token + self.decoder_pos()).expand(b, -1, -1).to(latents.dtype)

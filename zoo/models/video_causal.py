@@ -33,14 +33,14 @@ class CausalConvVideoTokenizer(Tokenizer):
     z_channels, attn_levels, num_groups, dropout: as :class:`~zoo.layers.conv.ConvEncoder2d`.
     temporal_down: per down-sampling stage, whether it also halves time (decoder mirrors it).
     quantizer: ``"fsq"`` (``fsq_levels``), ``"lfq"`` (``codebook_size`` = 2**bits) or ``"vq"``
-    (``codebook_size`` x ``code_dim``, l2-normalised). recon_loss: ``"l1"`` | ``"mse"`` on [-1, 1].
+    (``codebook_size`` x ``codebook_dim``, l2-normalised). recon_loss: ``"l1"`` | ``"mse"`` on [-1, 1].
     """
 
     modality = "video"
 
     def __init__(self, input_size=(17, 128, 128), ch: int = 128, ch_mult=(1, 2, 2, 4), num_res_blocks: int = 2,
                  z_channels: int = 256, temporal_down=(False, True, True), attn_levels=(), num_groups: int = 32,
-                 dropout: float = 0.0, quantizer: str = "fsq", fsq_levels=(8, 8, 8, 5, 5, 5), code_dim: int = 8,
+                 dropout: float = 0.0, quantizer: str = "fsq", fsq_levels=(8, 8, 8, 5, 5, 5), codebook_dim: int = 8,
                  codebook_size: int = 2 ** 18, quantizer_kwargs: dict | None = None, recon_loss: str = "l1",
                  quant_weight: float = 1.0):
         super().__init__()
@@ -51,10 +51,10 @@ class CausalConvVideoTokenizer(Tokenizer):
                                            num_groups, attn_levels)
         self.decoder = CausalConvDecoder3d(z_channels, ch, ch_mult, num_res_blocks, 3,
                                            tuple(reversed(tuple(temporal_down))), dropout, num_groups, attn_levels)
-        self.quantizer, self.code_dim = build_quantizer(quantizer, code_dim, codebook_size=codebook_size,
+        self.quantizer, self.codebook_dim = build_quantizer(quantizer, codebook_dim, codebook_size=codebook_size,
                                                         levels=fsq_levels, **(quantizer_kwargs or {}))
-        self.quant_conv = CausalConv3d(z_channels, self.code_dim, 1)
-        self.post_quant_conv = CausalConv3d(self.code_dim, z_channels, 1)
+        self.quant_conv = CausalConv3d(z_channels, self.codebook_dim, 1)
+        self.post_quant_conv = CausalConv3d(self.codebook_dim, z_channels, 1)
         self.spatial_factor, self.temporal_factor = self.encoder.spatial_factor, self.encoder.temporal_factor
         self.recon_loss, self.quant_weight = recon_loss, quant_weight
         self.input_size = tuple(int(v) for v in input_size)

@@ -7,10 +7,10 @@ from ..registry import TokenizerInfo, register_tokenizers
 from .video import Video1DTokenizer
 
 _PAPER = "LARP: Tokenizing Videos with a Learned Autoregressive Generative Prior (Wang et al., ICLR 2025), arXiv:2410.21264"
-_LARP_L = dict(input_size=[16, 128, 128], tubelet=4, patch_size=8, encoder_dim=768, encoder_depth=12,
-               encoder_heads=12, decoder_dim=768, decoder_depth=12, decoder_heads=12, quantizer="vq",
-               code_dim=16, codebook_size=8192, quantizer_kwargs={"stochastic_temperature": 0.03}, recon_loss="l1",
-               quant_weight=0.1, prior=True, prior_dim=384,
+_LARP_L = dict(input_size=[16, 128, 128], tubelet=4, patch_size=8, enc_width=768, enc_depth=12,
+               enc_heads=12, dec_width=768, dec_depth=12, dec_heads=12, quantizer="vq",
+               codebook_dim=16, codebook_size=8192, quantizer_kwargs={"stochastic_temperature": 0.03}, recon_loss="l1",
+               quant_weight=0.1, prior=True, prior_width=384,
                prior_depth=12, prior_heads=6, prior_weight=0.06)
 
 
@@ -35,7 +35,7 @@ ENTRIES = (
     TokenizerInfo(
         name="larp_l_long.k600_ucf101", builder=Video1DTokenizer, modality="video", family="video1d",
         kwargs={**{k: v for k, v in _LARP_L.items() if not k.startswith("prior")}, "num_tokens": 1024, "prior": False,
-                "encoder_norm": False, "signed_pixels": False},
+                "enc_norm": False, "signed_pixels": False},
         input_size=(16, 128, 128), compression="1024 tokens x 13 bits / 16x128x128x3x8 bits",
         source=WeightSource(hf_repo="hywang66/LARP-L-long-tokenizer", revision=None,
                             files={"weights": "model.safetensors", "config": "config.json"}, converter="larp"),
@@ -49,9 +49,9 @@ ENTRIES = (
                "revision is not pinned (no commit hash could be looked up).")),
     TokenizerInfo(
         name="video1d_tiny.untrained", builder=Video1DTokenizer, modality="video", family="video1d",
-        kwargs=dict(input_size=[8, 32, 32], tubelet=2, patch_size=8, num_tokens=32, encoder_dim=64, encoder_depth=2,
-                    encoder_heads=4, decoder_dim=64, decoder_depth=2, decoder_heads=4, quantizer="fsq",
-                    fsq_levels=[4, 4, 4, 4], recon_loss="mse", quant_weight=1.0, prior=True, prior_dim=64,
+        kwargs=dict(input_size=[8, 32, 32], tubelet=2, patch_size=8, num_tokens=32, enc_width=64, enc_depth=2,
+                    enc_heads=4, dec_width=64, dec_depth=2, dec_heads=4, quantizer="fsq",
+                    fsq_levels=[4, 4, 4, 4], recon_loss="mse", quant_weight=1.0, prior=True, prior_width=64,
                     prior_depth=1, prior_heads=4, prior_weight=0.01, query_init_std=1.0, latent_pos_init_scale=0.1),
         input_size=(8, 32, 32), compression="32 tokens x 8 bits / 8x32x32x3x8 bits", paper=_PAPER,
         license="Apache-2.0 (zoo code)",

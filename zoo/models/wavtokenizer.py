@@ -38,7 +38,8 @@ class WavTokenizer(Tokenizer):
     ratios: EnCodec-order ratios (the official ``dowmsamples``), applied reversed by the encoder:
         ``[6, 5, 5, 4]`` -> hop 600 (40 tokens/s at 24 kHz), ``[8, 5, 4, 2]`` -> hop 320 (75/s).
     codebook_size / codebook_dim: the EMA codebook; n_filters, lstm_layers: encoder width / LSTM.
-    dim, intermediate_dim, num_layers: Vocos backbone; num_bandwidths: AdaLayerNorm condition ids.
+    vocos_width, vocos_mlp_hidden, vocos_depth: Vocos backbone (the official dim, intermediate_dim,
+        num_layers); num_bandwidths: AdaLayerNorm condition ids.
     n_fft, hop_length, padding: ISTFT head (hop_length must equal the encoder hop).
     kmeans_iters, decay, threshold_ema_dead_code: EMA codebook training (k-means runs only on the
         first *training* batch of a never-initialised codebook).
@@ -53,8 +54,8 @@ class WavTokenizer(Tokenizer):
     input_range = (-1.0, 1.0)
 
     def __init__(self, ratios: Sequence[int] = (6, 5, 5, 4), codebook_size: int = 4096, codebook_dim: int = 512,
-                 n_filters: int = 32, lstm_layers: int = 2, dim: int = 768, intermediate_dim: int = 2304,
-                 num_layers: int = 12, num_bandwidths: int | None = 4, n_fft: int = 2400,
+                 n_filters: int = 32, lstm_layers: int = 2, vocos_width: int = 768,
+                 vocos_mlp_hidden: int = 2304, vocos_depth: int = 12, num_bandwidths: int | None = 4, n_fft: int = 2400,
                  hop_length: int = 600, padding: str = "same", sample_rate: int = 24000,
                  kmeans_iters: int = 200, decay: float = 0.99, threshold_ema_dead_code: float = 2.0,
                  commitment_weight: float = 1000.0, mel_weight: float = 45.0, pos_net_dropout: float = 0.1,
@@ -80,10 +81,10 @@ class WavTokenizer(Tokenizer):
         self.num_quantizers, self.quantizer_dropout = int(num_quantizers), bool(quantizer_dropout)
         if self.num_quantizers > 1:
             self.residual_quantizers = torch.nn.ModuleList(codebook() for _ in range(self.num_quantizers - 1))
-        self.backbone = VocosBackbone(codebook_dim, dim, intermediate_dim, num_layers,
+        self.backbone = VocosBackbone(codebook_dim, vocos_width, vocos_mlp_hidden, vocos_depth,
                                       adanorm_num_embeddings=num_bandwidths, pos_net=pos_net,
                                       pos_net_dropout=pos_net_dropout)
-        self.head = ISTFTHead(dim, n_fft, hop_length, padding=padding)
+        self.head = ISTFTHead(vocos_width, n_fft, hop_length, padding=padding)
         self.num_bandwidths = num_bandwidths
         self.hop_length = hop_length
         self._sample_rate = int(sample_rate)

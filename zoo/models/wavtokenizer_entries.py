@@ -14,8 +14,10 @@ _FRAME = {
     40: dict(ratios=[6, 5, 5, 4], n_fft=2400, hop_length=600),
     75: dict(ratios=[8, 5, 4, 2], n_fft=1280, hop_length=320),
 }
-_FULL = dict(codebook_size=4096, codebook_dim=512, dim=768, intermediate_dim=2304, num_layers=12, num_bandwidths=4)
-_TINY = dict(codebook_size=1024, codebook_dim=512, dim=64, intermediate_dim=192, num_layers=2, num_bandwidths=4,
+_FULL = dict(codebook_size=4096, codebook_dim=512, vocos_width=768, vocos_mlp_hidden=2304, vocos_depth=12,
+             num_bandwidths=4)
+_TINY = dict(codebook_size=1024, codebook_dim=512, vocos_width=64, vocos_mlp_hidden=192, vocos_depth=2,
+             num_bandwidths=4,
              kmeans_iters=20)
 
 # The exact table values (paper Table 1) could not be read offline; the official README figure
@@ -56,22 +58,48 @@ def _tiny(fps: int) -> TokenizerInfo:
 
 #: builder kwargs of the packaged demo, identical to its config.json (tests/test_demo.py checks it)
 WAVTOKENIZER_DEMO75 = dict(ratios=[8, 5, 4, 2], codebook_size=1024, codebook_dim=16, n_filters=16, lstm_layers=1,
-                           dim=192, intermediate_dim=576, num_layers=6, num_bandwidths=None, n_fft=1280,
-                           hop_length=320, padding="same", sample_rate=24000, kmeans_iters=20, decay=0.99,
+                           vocos_width=192, vocos_mlp_hidden=576, vocos_depth=6, num_bandwidths=None,
+                           n_fft=1280, hop_length=320, padding="same", sample_rate=24000, kmeans_iters=20, decay=0.99,
                            threshold_ema_dead_code=0.1, commitment_weight=10.0, mel_weight=45.0,
                            pos_net_dropout=0.1, pos_net=False)
 
 ENTRIES = (
-    _official(name="wavtokenizer_small_40.libritts", fps=40, hf_repo="novateur/WavTokenizer", revision="8040025592781c0993deb46dc0a503579cab5f54", weights="WavTokenizer_small_600_24k_4096.ckpt", config=_SMALL_YAML.format(fps=40), data="LibriTTS (speech)"),
-    _official(name="wavtokenizer_small_75.libritts", fps=75, hf_repo="novateur/WavTokenizer", revision="8040025592781c0993deb46dc0a503579cab5f54", weights="WavTokenizer_small_320_24k_4096.ckpt", config=_SMALL_YAML.format(fps=75), data="LibriTTS (speech)"),
-    _official(name="wavtokenizer_medium_75.speech", fps=75, hf_repo="novateur/WavTokenizer-medium-speech-75token", revision="8858552e69270816d6aeb37bfcf3b770769d4899", weights="wavtokenizer_medium_speech_320_24k.ckpt", config="wavtokenizer_mediumdata_frame75_3s_nq1_code4096_dim512_kmeans200_attn.yaml", data="~10k h speech"),
-    _official(name="wavtokenizer_medium_75.speech_v2", fps=75, hf_repo="novateur/WavTokenizer-medium-speech-75token", revision="8858552e69270816d6aeb37bfcf3b770769d4899", weights="wavtokenizer_medium_speech_320_24k_v2.ckpt", config="wavtokenizer_mediumdata_frame75_3s_nq1_code4096_dim512_kmeans200_attn.yaml", data="~10k h speech", note="second release of the medium speech model"),
-    _official(name="wavtokenizer_medium_75.music_audio", fps=75, hf_repo="novateur/WavTokenizer-medium-music-audio-75token", revision="1bcbe86db88fc1f1f86c7ea192e791b3ede17da2", weights="wavtokenizer_medium_music_audio_320_24k.ckpt", config="wavtokenizer_mediumdata_music_audio_frame75_3s_nq1_code4096_dim512_kmeans200_attn.yaml", data="~10k h music and general audio", note="revision taken from a public HF cache snapshot path"),
-    _official(name="wavtokenizer_medium_75.music_audio_v2", fps=75, hf_repo="novateur/WavTokenizer-medium-music-audio-75token", weights="wavtokenizer_medium_music_audio_320_24k_v2.ckpt", data="~10k h music and general audio", note="no commit hash found offline: follows 'main'"),
-    _official(name="wavtokenizer_large_40.unify", fps=40, hf_repo="novateur/WavTokenizer-large-unify-40token", weights="wavtokenizer_large_unify_600_24k.ckpt", data="~80k h speech, music and audio", note="repo ships no yaml (the small frame40 yaml describes it; the converter reads the architecture from the "
-     "checkpoint); uploaded in commit 7dc47a9 (full hash not found offline): follows 'main'"),
-    _official(name="wavtokenizer_large_75.speech", fps=75, hf_repo="novateur/WavTokenizer-large-speech-75token", revision="1cc9faee31025548fbae6ffe11115d7207093638", weights="wavtokenizer_large_speech_320_24k.ckpt", data="~80k h speech, music and audio", note="first release; deleted from 'main' later, still at the pinned revision"),
-    _official(name="wavtokenizer_large_75.speech_v2", fps=75, hf_repo="novateur/WavTokenizer-large-speech-75token", weights="wavtokenizer_large_speech_320_v2.ckpt", data="~80k h speech, music and audio", note="ICLR 2025 camera-ready 'large-v2' checkpoint; no commit hash found offline: follows 'main'"),
+    _official(name="wavtokenizer_small_40.libritts", fps=40, hf_repo="novateur/WavTokenizer",
+              revision="8040025592781c0993deb46dc0a503579cab5f54", weights="WavTokenizer_small_600_24k_4096.ckpt",
+              config=_SMALL_YAML.format(fps=40), data="LibriTTS (speech)"),
+    _official(name="wavtokenizer_small_75.libritts", fps=75, hf_repo="novateur/WavTokenizer",
+              revision="8040025592781c0993deb46dc0a503579cab5f54", weights="WavTokenizer_small_320_24k_4096.ckpt",
+              config=_SMALL_YAML.format(fps=75), data="LibriTTS (speech)"),
+    _official(name="wavtokenizer_medium_75.speech", fps=75, hf_repo="novateur/WavTokenizer-medium-speech-75token",
+              revision="8858552e69270816d6aeb37bfcf3b770769d4899", weights="wavtokenizer_medium_speech_320_24k.ckpt",
+              config="wavtokenizer_mediumdata_frame75_3s_nq1_code4096_dim512_kmeans200_attn.yaml",
+              data="~10k h speech"),
+    _official(name="wavtokenizer_medium_75.speech_v2", fps=75, hf_repo="novateur/WavTokenizer-medium-speech-75token",
+              revision="8858552e69270816d6aeb37bfcf3b770769d4899",
+              weights="wavtokenizer_medium_speech_320_24k_v2.ckpt",
+              config="wavtokenizer_mediumdata_frame75_3s_nq1_code4096_dim512_kmeans200_attn.yaml",
+              data="~10k h speech", note="second release of the medium speech model"),
+    _official(name="wavtokenizer_medium_75.music_audio", fps=75,
+              hf_repo="novateur/WavTokenizer-medium-music-audio-75token",
+              revision="1bcbe86db88fc1f1f86c7ea192e791b3ede17da2",
+              weights="wavtokenizer_medium_music_audio_320_24k.ckpt",
+              config="wavtokenizer_mediumdata_music_audio_frame75_3s_nq1_code4096_dim512_kmeans200_attn.yaml",
+              data="~10k h music and general audio", note="revision taken from a public HF cache snapshot path"),
+    _official(name="wavtokenizer_medium_75.music_audio_v2", fps=75,
+              hf_repo="novateur/WavTokenizer-medium-music-audio-75token",
+              weights="wavtokenizer_medium_music_audio_320_24k_v2.ckpt", data="~10k h music and general audio",
+              note="no commit hash found offline: follows 'main'"),
+    _official(name="wavtokenizer_large_40.unify", fps=40, hf_repo="novateur/WavTokenizer-large-unify-40token",
+              weights="wavtokenizer_large_unify_600_24k.ckpt", data="~80k h speech, music and audio",
+              note="repo ships no yaml (the small frame40 yaml describes it; the converter reads the architecture "
+                   "from the checkpoint); uploaded in commit 7dc47a9 (full hash not found offline): follows 'main'"),
+    _official(name="wavtokenizer_large_75.speech", fps=75, hf_repo="novateur/WavTokenizer-large-speech-75token",
+              revision="1cc9faee31025548fbae6ffe11115d7207093638", weights="wavtokenizer_large_speech_320_24k.ckpt",
+              data="~80k h speech, music and audio",
+              note="first release; deleted from 'main' later, still at the pinned revision"),
+    _official(name="wavtokenizer_large_75.speech_v2", fps=75, hf_repo="novateur/WavTokenizer-large-speech-75token",
+              weights="wavtokenizer_large_speech_320_v2.ckpt", data="~80k h speech, music and audio",
+              note="ICLR 2025 camera-ready 'large-v2' checkpoint; no commit hash found offline: follows 'main'"),
     _tiny(40),
     _tiny(75),
     TokenizerInfo(
