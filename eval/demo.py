@@ -13,26 +13,22 @@ Held-out data (never seen by the demo recipes, see ``zoo.data.offline``):
 photos: the held-out sources of ``photo_split()`` (resized, centre-cropped to the model's size);
 speech: 3 Dutch + 3 English held-out utterances of ``speech_split()`` (>= 2 s, first 4 s).
 
-``--package NAME=RUN_DIR`` turns a finished training run (``recipes/demo/NAME.yaml``) into the
-shipped checkpoint ``zoo/weights/NAME`` (EMA weights of the newest checkpoint, parameters stored
-as float16; buffers stay float32).
+A finished training run of a demo recipe becomes a shipped checkpoint with ``python -m zoo package``
+(``zoo.train.package``).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
-import shutil
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from zoo.checkpoint import atomic_path
-
 __all__ = ["main", "run_demo", "evaluate_image", "evaluate_audio", "held_out_photos", "held_out_crops",
-           "held_out_speech", "package_checkpoint", "markdown_table", "image_table", "speech_table", "verdicts",
+           "held_out_speech", "markdown_table", "image_table", "speech_table", "verdicts",
            "BASELINES", "CURVE_TOKENS"]
 
 CLIPS_PER_CORPUS = 3
@@ -40,9 +36,6 @@ SPEECH_SECONDS = 4.0
 MIN_SPEECH_SECONDS = 2.0
 #: registry entries shown next to the demo tokenizers (no trained weights: no download either)
 BASELINES = ("dmel.official",)
-WEIGHTS_ROOT = Path(__file__).resolve().parents[1] / "zoo" / "weights"
-#: what one packaged demo tokenizer folder holds
-PACKAGED_FILES = ("config.json", "model.safetensors", "training_log.csv")
 
 
 def bits_per_position(tok) -> float:
@@ -466,42 +459,6 @@ def run_demo(out: str | Path = "demo_out", device: str = "cpu", names: list[str]
     return public
 
 
-# ----------------------------------------------------------------------------- packaging
-def package_checkpoint(name: str, run_dir: str | Path, dest_root: str | Path = WEIGHTS_ROOT, use_ema: bool = True,
-                       half: bool = True) -> Path:
-    """Newest checkpoint of a training run -> ``dest_root/name/{config.json, model.safetensors,
-    training_log.csv}`` (the run's logged losses: ``tests/test_demo.py`` retrains the start of the
-    recipe and compares against them).
-
-    use_ema: take the EMA weights (``step_*/ema``); half: store parameters as float16 (buffers,
-    e.g. dMel's filterbank or an EMA codebook, stay float32; loading casts back to float32).
-    """
-    import zoo
-    from zoo.train.checkpointing import latest_checkpoint
-
-    ckpt = latest_checkpoint(run_dir)
-    if ckpt is None:
-        raise FileNotFoundError(f"no complete checkpoint under {run_dir}")
-    src = ckpt / "ema" if use_ema else ckpt
-    tok = zoo.from_pretrained(src)
-    if half:
-        for p in tok.parameters():
-            p.data = p.data.half()
-    dest = Path(dest_root) / name
-    dest.mkdir(parents=True, exist_ok=True)
-    tok.save_pretrained(dest)
-    log = Path(run_dir) / "metrics.csv"
-    if not log.is_file():
-        raise FileNotFoundError(f"{run_dir} has no metrics.csv (the training log shipped with the weights)")
-    with atomic_path(dest / "training_log.csv") as tmp:
-        shutil.copyfile(log, tmp)
-    for extra in dest.iterdir():  # keep exactly what the package ships
-        if extra.name not in PACKAGED_FILES:
-            extra.unlink()
-    print(f"packaged {src} ({json.loads((ckpt / 'trainer_state.json').read_text())['step']} steps) -> {dest}")
-    return dest
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="zoo demo", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -512,17 +469,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="skip the baselines (dMel Griffin-Lim and the classic codecs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS (faster)")
-    p.add_argument("--package", nargs="+", metavar="NAME=RUN_DIR", default=None,
-                   help="package finished runs into zoo/weights/NAME instead of running the demo")
-    p.add_argument("--no-ema", action="store_true", help="with --package: raw weights instead of the EMA")
     args = p.parse_args(argv)
-    if args.package:
-        for item in args.package:
-            if "=" not in item:
-                p.error(f"--package expects NAME=RUN_DIR, got {item!r}")
-            name, run = item.split("=", 1)
-            package_checkpoint(name, run, use_ema=not args.no_ema)
-        return 0
     run_demo(args.out, args.device, names=args.only, baselines=() if args.no_baselines else BASELINES,
              dnsmos=not args.no_dnsmos, classic=not args.no_baselines, progress=not args.no_progress)
     return 0

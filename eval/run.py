@@ -33,7 +33,8 @@ __all__ = ["main", "build_parser", "evaluate", "METRICS", "DEFAULTS"]
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="evaluate", description=__doc__.split("\n\n")[0])
-    p.add_argument("--tokenizer", required=True, help="registered name (zoo.list_tokenizers()) or a zoo-format folder")
+    p.add_argument("--tokenizer", required=True, help="registered name (zoo.list_tokenizers()), local-dir:PATH "
+                   "(zoo-format folder) or hf-hub:ORG/REPO[@REVISION]")
     p.add_argument("--data", required=True, help="folder of images / audio (wav, flac, ogg) / videos, or "
                    "offline:photos, offline:speech_nl|en|alsa, offline:photo_clips")
     p.add_argument("--metrics", default=None, help="comma-separated; default by modality: "
@@ -46,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-samples", type=int, default=None, help="first N items of --data (default: all)")
     p.add_argument("--pretrained", action="store_true", help="load the registry entry's weights")
     p.add_argument("--weights", default=None, help="local weights folder/file for the registry entry")
-    p.add_argument("--revision", default=None)
+    p.add_argument("--revision", default=None, help="hub revision (branch, tag or commit) of the registry "
+                   "entry's weights or of an hf-hub: repo")
     p.add_argument("--tokenizer-kwargs", default=None, help="JSON builder overrides (untrained models only)")
     p.add_argument("--seed", type=int, default=0, help="seeds untrained weights and samplers")
     p.add_argument("--image-size", type=int, default=None, help="square input side (default: registry input size)")
@@ -67,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pfid-mode", "--perturb-mode", default="encoder", choices=("encoder", "tokens"),
                    help="candidates nearest to the encoder output (RobusTok) or to the token's own code")
     p.add_argument("--i3d-weights", default=None, help="Kinetics-400 I3D weights (else $ZOO_I3D_WEIGHTS)")
-    p.add_argument("--utmos-weights", default=None)
+    p.add_argument("--utmos-weights", default=None, help="UTMOS checkpoint: a file, a folder holding "
+                   "utmos_state_dict.pt, 'speechmos' or hf-hub:ORG/REPO[@REVISION] (default: $ZOO_UTMOS_WEIGHTS, "
+                   "else hf-hub:Blinorot/UTMOS-PyTorch)")
     p.add_argument("--sweep", default="auto", help="token counts for the quality-vs-tokens curve of "
                    "variable-length tokenizers: 'auto' (1,2,4,...,max), a comma list, or 'none'")
     p.add_argument("--no-figures", action="store_true")
@@ -89,16 +93,15 @@ def _distributed(device_arg: str | None):
 
 
 def load_tokenizer(args) -> tuple[Any, Any]:
-    """(tokenizer, registry info or None) from a registered name or a zoo-format folder."""
-    import zoo
+    """(tokenizer, registry info or None) from ``--tokenizer``: a registry name, ``local-dir:PATH`` or
+    ``hf-hub:ORG/REPO[@REVISION]`` (:mod:`zoo.source`)."""
+    from zoo.source import parse_source
 
     kwargs = json.loads(args.tokenizer_kwargs) if args.tokenizer_kwargs else {}
     torch.manual_seed(args.seed)  # untrained weights are identical on every process
-    if Path(args.tokenizer).is_dir():
-        return zoo.from_pretrained(args.tokenizer), None
-    info = zoo.get_info(args.tokenizer)
-    tok = zoo.create_tokenizer(args.tokenizer, pretrained=args.pretrained, weights=args.weights,
-                               revision=args.revision, **kwargs)
+    source = parse_source(args.tokenizer)
+    info = source.registry_info()
+    tok = source.load(pretrained=args.pretrained, weights=args.weights, revision=args.revision, **kwargs)
     return tok, info
 
 

@@ -222,18 +222,31 @@ def _read_checkpoint(path: Path) -> Mapping[str, Tensor]:
     return load_state_dict_file(path)
 
 
+def _utmos_file(text: str, revision: str | None) -> Path:
+    """The checkpoint file named by ``hf-hub:ORG/REPO[@REVISION]`` (its ``utmos_state_dict.pt``; a
+    revision in the text wins over ``revision``) or by a local file / folder path."""
+    from zoo.hub import local_file
+    from zoo.source import HUB_PREFIX, HubRepo, parse_source
+
+    if text.startswith(HUB_PREFIX):
+        hub = parse_source(text)
+        return HubRepo(hub.repo, hub.revision or revision).file(UTMOS_HUB_FILE)
+    path = Path(text).expanduser()
+    return local_file(path, None if path.is_file() else UTMOS_HUB_FILE)
+
+
 def load_utmos(weights: str | os.PathLike | Mapping | None = None, revision: str | None = None,
                device: str | torch.device = "cpu", domain: int = 0, judge: int = 288) -> UTMOS22Strong:
     """Build :class:`UTMOS22Strong` with released weights, in eval mode.
 
     weights: a state dict, a checkpoint file (``.pt``/``.ckpt`` read with ``weights_only=True``,
         or ``.safetensors``), a folder holding ``utmos_state_dict.pt``, the string ``"speechmos"``
-        (tarepan/SpeechMOS release asset, downloaded once into the torch hub cache), or a hub repo
-        id holding ``utmos_state_dict.pt``. Default: ``$ZOO_UTMOS_WEIGHTS`` if set, else
-        ``Blinorot/UTMOS-PyTorch`` (utmos-pytorch).
+        (tarepan/SpeechMOS release asset, downloaded once into the torch hub cache), or
+        ``hf-hub:ORG/REPO[@REVISION]``, a hub repo holding ``utmos_state_dict.pt``. Default:
+        ``$ZOO_UTMOS_WEIGHTS`` if set, else ``hf-hub:Blinorot/UTMOS-PyTorch`` (utmos-pytorch).
     """
     if weights is None:
-        weights = os.environ.get(UTMOS_ENV) or UTMOS_HUB_REPO
+        weights = os.environ.get(UTMOS_ENV) or f"hf-hub:{UTMOS_HUB_REPO}"
     if isinstance(weights, Mapping):
         sd = weights
         where = "state dict"
@@ -248,10 +261,7 @@ def load_utmos(weights: str | os.PathLike | Mapping | None = None, revision: str
                                         f"pass its path as weights= (or set {UTMOS_ENV})") from e
         sd, where = _read_checkpoint(cache), str(cache)
     else:
-        from zoo.hub import resolve_file
-
-        path = resolve_file(str(weights), UTMOS_HUB_FILE if not Path(str(weights)).is_file() else None,
-                            revision=revision)
+        path = _utmos_file(str(weights), revision)
         sd, where = _read_checkpoint(path), str(path)
     converted, num_layers = convert_utmos_state_dict(sd, domain=domain, judge=judge)
     model = UTMOS22Strong(num_layers=num_layers)

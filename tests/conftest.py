@@ -124,3 +124,41 @@ def register_golden_entry(monkeypatch, base: str, tok) -> str:
     entry = replace(info, name=name, kwargs=kwargs, input_size=None)
     monkeypatch.setitem(registry._REGISTRY, name, entry)
     return name
+
+
+@pytest.fixture
+def hf_offline(monkeypatch, tmp_path):
+    """HF_HUB_OFFLINE=1 and an empty HF cache at ``tmp_path / "hf"`` (the default ``cache_dir``);
+    huggingface_hub reads both at import time, so its constants are patched too. Returns the cache root."""
+    import huggingface_hub.constants
+
+    cache = tmp_path / "hf"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    return cache
+
+
+def add_to_hf_cache(cache: Path, repo: str, commit: str, files: dict[str, bytes | Path],
+                    refs: tuple[str, ...] = ("main",)) -> Path:
+    """Lay out one commit of ``repo`` in an HF hub cache the way huggingface_hub writes it (blobs +
+    snapshots + refs; ``refs`` are branch or tag names pointing at ``commit``). ``files`` maps a file
+    name to its bytes or to a file to copy. Returns the snapshot folder."""
+    import hashlib
+
+    repo_dir = cache / f"models--{repo.replace('/', '--')}"
+    snap = repo_dir / "snapshots" / commit
+    snap.mkdir(parents=True)
+    (repo_dir / "blobs").mkdir(exist_ok=True)
+    (repo_dir / "refs").mkdir(exist_ok=True)
+    for ref in refs:
+        (repo_dir / "refs" / ref).write_text(commit)
+    for name, data in files.items():
+        data = data.read_bytes() if isinstance(data, Path) else data
+        blob = repo_dir / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        (snap / name).parent.mkdir(parents=True, exist_ok=True)
+        (snap / name).symlink_to(os.path.relpath(blob, (snap / name).parent))
+    return snap

@@ -29,16 +29,16 @@ def test_image_encode_decode_reconstruct(tmp_path):
 
     src = tmp_path / "photo.png"
     save_image(load_photo("astronaut", 64), str(src))
-    weights = tmp_path / "tok"
     torch.manual_seed(0)
-    zoo.create_tokenizer("titok_tiny").save_pretrained(weights)
-    assert main(["encode", str(weights), str(src), str(tmp_path / "t.pt")]) == 0
-    assert main(["encode", str(weights), str(src), str(tmp_path / "t.npy")]) == 0
+    zoo.create_tokenizer("titok_tiny").save_pretrained(tmp_path / "tok")
+    weights = f"local-dir:{tmp_path / 'tok'}"
+    assert main(["encode", weights, str(src), str(tmp_path / "t.pt")]) == 0
+    assert main(["encode", weights, str(src), str(tmp_path / "t.npy")]) == 0
     ids = np.load(tmp_path / "t.npy")
     state = torch.load(tmp_path / "t.pt", weights_only=True)
     assert ids.shape == (1, 16) and np.array_equal(state["ids"].numpy(), ids)
-    assert main(["decode", str(weights), str(tmp_path / "t.pt"), str(tmp_path / "out.png")]) == 0
-    assert main(["reconstruct", str(weights), str(src), str(tmp_path / "rec.png")]) == 0
+    assert main(["decode", weights, str(tmp_path / "t.pt"), str(tmp_path / "out.png")]) == 0
+    assert main(["reconstruct", weights, str(src), str(tmp_path / "rec.png")]) == 0
     from PIL import Image
 
     a, b = np.asarray(Image.open(tmp_path / "out.png")), np.asarray(Image.open(tmp_path / "rec.png"))
@@ -52,7 +52,7 @@ def test_audio_reconstruct_keeps_length(tmp_path):
     wav = save_audio(tmp_path / "in.wav", load_speech(speech_paths("alsa")[0], 24000, 0.7), 24000)
     torch.manual_seed(0)
     zoo.create_tokenizer("wavtokenizer_tiny_75").save_pretrained(tmp_path / "codec")
-    assert main(["reconstruct", str(tmp_path / "codec"), str(wav), str(tmp_path / "out.wav")]) == 0
+    assert main(["reconstruct", f"local-dir:{tmp_path / 'codec'}", str(wav), str(tmp_path / "out.wav")]) == 0
     out, rate = load_audio(tmp_path / "out.wav")
     assert rate == 24000 and out.shape[-1] == int(0.7 * 24000)
 
@@ -79,4 +79,4 @@ def test_bad_input_file_gives_clear_error(tmp_path):
     torch.manual_seed(0)
     zoo.create_tokenizer("titok_tiny").save_pretrained(tmp_path / "tok")
     with pytest.raises(FileNotFoundError):
-        main(["encode", str(tmp_path / "tok"), str(tmp_path / "missing.png"), str(tmp_path / "t.pt")])
+        main(["encode", f"local-dir:{tmp_path / 'tok'}", str(tmp_path / "missing.png"), str(tmp_path / "t.pt")])

@@ -67,6 +67,7 @@ def test_demo_entries_are_registered_with_packaged_weights():
         header = recipe.read_text()
         assert f"scripts/train.py recipes/demo/{info.arch}.yaml" in header
         assert f"scripts/train.py recipes/demo/{info.arch}.yaml" in info.notes
+        assert f"python -m zoo package {info.arch}=" in header and f"python -m zoo package {info.arch}=" in info.notes
         assert any(k in info.metrics for k in ("psnr_heldout", "stoi_heldout"))
     # the other folders initialise a demo recipe (model.init_from): shipped, so the recipes retrain anywhere
     from zoo.train.recipe import load_recipe

@@ -315,19 +315,37 @@ class Tokenizer(nn.Module, PyTorchModelHubMixin, library_name="tokenizer-zoo",
         save_state_dict(self.state_dict(), Path(save_directory) / "model.safetensors")
 
     @classmethod
+    def from_pretrained(cls, source, *, revision: str | None = None, cache_dir=None, force_download: bool = False,
+                        local_files_only: bool = False, token=None, **model_kwargs):
+        """Load a zoo-format tokenizer of this class (``config.json`` + ``model.safetensors``).
+
+        source: a local folder (``pathlib.Path``, plain string or ``local-dir:PATH``), or
+        ``hf-hub:ORG/REPO[@REVISION]`` (:mod:`zoo.source`); ``revision``, ``cache_dir``,
+        ``force_download``, ``local_files_only``, ``token``: hub download options. Loading is strict.
+        """
+        from .source import parse_folder_source
+
+        folder = parse_folder_source(source).folder(revision=revision, cache_dir=cache_dir,
+                                                    force_download=force_download,
+                                                    local_files_only=local_files_only, token=token)
+        # the mixin reads config.json and calls _from_pretrained with this local folder
+        return super().from_pretrained(str(folder), **model_kwargs)
+
+    @classmethod
     def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir=None, force_download=False,
                          local_files_only=False, token=None, map_location: str = "cpu", strict: bool = True,
                          config: dict | None = None, **model_kwargs):
-        # ``config``: the whole stored config.json (the hub mixin passes it because this method names it;
-        # ``model_kwargs`` holds only the keys the constructor takes today, an old name would be dropped)
+        """``model_id``: the local zoo-format folder :meth:`from_pretrained` resolved; ``config``: its whole
+        stored config.json (the hub mixin passes it because this method names it; ``model_kwargs`` holds
+        only the keys the constructor takes today, an old key name would be dropped), migrated here
+        (:mod:`zoo.config_names`)."""
         if not strict:
             raise ValueError("zoo tokenizers always load with strict=True")
         if config is not None:
             model_kwargs = _migrated_kwargs(cls, config, model_kwargs, source=str(model_id))
-        from .hub import resolve_file
+        from .hub import local_file
 
-        weights = resolve_file(model_id, "model.safetensors", revision=revision, cache_dir=cache_dir,
-                               local_files_only=local_files_only, force_download=force_download, token=token)
+        weights = local_file(model_id, "model.safetensors")
         with parameters_on_meta():  # the checkpoint tensors become the parameters (no second copy)
             model = cls(**model_kwargs)
         load_state_dict_strict(model, weights, source=str(model_id))
@@ -370,11 +388,11 @@ def _named_keywords(fn) -> list[str]:
     return [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
-def read_zoo_config(path_or_repo: str | os.PathLike, revision: str | None = None) -> dict[str, Any]:
-    """Read the ``config.json`` of a zoo-format folder or hub repo."""
-    from .hub import resolve_file
+def read_zoo_config(folder: str | os.PathLike) -> dict[str, Any]:
+    """Read the ``config.json`` of a local zoo-format folder."""
+    from .hub import local_file
 
-    cfg = resolve_file(str(path_or_repo), "config.json", revision=revision)
+    cfg = local_file(folder, "config.json")
     with open(cfg, encoding="utf-8") as f:
         config = json.load(f)
     if "tokenizer_class" not in config:
@@ -383,8 +401,22 @@ def read_zoo_config(path_or_repo: str | os.PathLike, revision: str | None = None
     return config
 
 
-def from_pretrained(path_or_repo: str | os.PathLike, revision: str | None = None, **kwargs) -> Tokenizer:
-    """Load a zoo-format tokenizer (``config.json`` + ``model.safetensors``) from a folder or hub repo."""
-    config = read_zoo_config(path_or_repo, revision=revision)
-    cls = tokenizer_class(config["tokenizer_class"])
-    return cls.from_pretrained(str(path_or_repo), revision=revision, **kwargs)
+#: keywords of :func:`from_pretrained` that choose how hub files are downloaded
+_DOWNLOAD_KEYWORDS = ("cache_dir", "force_download", "local_files_only", "token")
+
+
+def from_pretrained(source: str | os.PathLike, revision: str | None = None, **kwargs) -> Tokenizer:
+    """Load a zoo-format tokenizer (``config.json`` + ``model.safetensors``) of any class.
+
+    source: a local folder (``pathlib.Path``, plain string or ``local-dir:PATH``), or
+    ``hf-hub:ORG/REPO[@REVISION]`` (a revision in the text or ``revision=``; default ``main``), or a
+    parsed :class:`zoo.source.LocalDir` / :class:`zoo.source.HubRepo`. Registry names are loaded by
+    ``zoo.create_tokenizer``. ``kwargs``: hub download options (``cache_dir``, ``force_download``,
+    ``local_files_only``, ``token``) and ``map_location``.
+    """
+    from .source import LocalDir, parse_folder_source
+
+    download = {k: kwargs.pop(k) for k in _DOWNLOAD_KEYWORDS if k in kwargs}
+    folder = parse_folder_source(source).folder(revision=revision, **download)
+    cls = tokenizer_class(read_zoo_config(folder)["tokenizer_class"])
+    return cls.from_pretrained(LocalDir(folder), **kwargs)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m zoo {list,info,encode,decode,reconstruct,tokenize,convert,export,train}``
+"""Command line: ``python -m zoo {list,info,encode,decode,reconstruct,tokenize,convert,export,package,train}``
 plus the commands other installed packages add (``eval`` and ``demo`` from this project's ``eval``).
 
 Tokens are written as ``.pt`` (``Tokens.state()``: ids plus what decode needs, loaded with
@@ -23,12 +23,10 @@ COMMAND_GROUP = "tokenizer_zoo.commands"
 
 
 def _tokenizer(args):
-    import zoo
+    from .source import parse_source
 
-    if Path(args.tokenizer).is_dir():
-        return zoo.from_pretrained(args.tokenizer).to(args.device)
-    return zoo.create_tokenizer(args.tokenizer, pretrained=args.pretrained or args.weights is not None,
-                                weights=args.weights).to(args.device).eval()
+    tok = parse_source(args.tokenizer).load(pretrained=args.pretrained, weights=args.weights)
+    return tok.to(args.device).eval()
 
 
 def _read_signal(tok, args):
@@ -127,16 +125,14 @@ def cmd_convert(args) -> int:
 def cmd_export(args) -> int:
     import torch
 
-    import zoo
     from .export import ExportError, export_onnx
+    from .source import parse_source
 
-    if Path(args.tokenizer).is_dir():
-        tok = zoo.from_pretrained(args.tokenizer)
-    else:
-        info = zoo.get_info(args.tokenizer)
-        use_weights = args.weights is not None or (info.pretrained and not args.random_weights)
-        torch.manual_seed(args.seed)
-        tok = zoo.create_tokenizer(args.tokenizer, pretrained=use_weights, weights=args.weights)
+    source = parse_source(args.tokenizer)
+    info = source.registry_info()  # None for a zoo-format folder (it always carries its weights)
+    use_weights = args.weights is not None or (info is not None and info.pretrained and not args.random_weights)
+    torch.manual_seed(args.seed)
+    tok = source.load(pretrained=use_weights, weights=args.weights)
     parts = tuple(p for p in args.parts.split(",") if p)
     try:
         meta = export_onnx(tok, args.out, name=args.tokenizer, parts=parts, opset=args.opset)
@@ -147,6 +143,16 @@ def cmd_export(args) -> int:
     print(f"{args.tokenizer} -> {args.out}: {files}, metadata.json (opset {meta['opset']}, "
           f"weights sha256 {meta['weights_sha256'][:12]})")
     return 0
+
+
+def cmd_package(args) -> int:
+    from .train.package import run
+
+    try:
+        return run(args)
+    except ValueError as e:
+        print(f"zoo package: {e}", file=sys.stderr)
+        return 2
 
 
 def plugin_commands() -> dict:
@@ -163,6 +169,8 @@ def cmd_train(argv: list[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .source import SOURCE_HELP
+
     p = argparse.ArgumentParser(prog="zoo", description="Tokenizer Zoo: discrete image, video and audio tokenizers")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -181,11 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
                                ("decode", cmd_decode, "tokens file -> signal file"),
                                ("reconstruct", cmd_reconstruct, "signal file -> reconstructed signal file")):
         s = sub.add_parser(name, help=helptext)
-        s.add_argument("tokenizer", help="registry name or zoo-format folder")
+        s.add_argument("tokenizer", help=SOURCE_HELP)
         s.add_argument("input")
         s.add_argument("output")
         s.add_argument("--pretrained", action="store_true", help="load the registry entry's weights")
-        s.add_argument("--weights", help="local folder or file with the weights")
+        s.add_argument("--weights", help="local folder or file with the registry entry's weights")
         s.add_argument("--device", default="cpu")
         if name != "decode":
             s.add_argument("--size", type=int, help="image / frame side to resize + centre-crop to (tokenizers "
@@ -196,12 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("tokenize", help="a whole dataset -> sharded Parquet token ids (torchrun for several "
                        "processes / nodes)")
-    s.add_argument("tokenizer", help="registry name or zoo-format folder")
+    s.add_argument("tokenizer", help=SOURCE_HELP)
     s.add_argument("input", help="folder (class sub-folders -> labels), .jsonl manifest of {path, label}, or "
                    "WebDataset .tar path / glob / {000..009} pattern")
     s.add_argument("output_dir")
     s.add_argument("--pretrained", action="store_true", help="load the registry entry's weights")
-    s.add_argument("--weights", help="local folder or file with the weights")
+    s.add_argument("--weights", help="local folder or file with the registry entry's weights")
     s.add_argument("--batch-size", type=int, default=32, help="items per encode call (equal shapes only)")
     s.add_argument("--num-workers", type=int, default=None, help="DataLoader reader processes (default min(4, CPUs))")
     s.add_argument("--shard-size", type=int, default=1000, help="inputs per Parquet shard")
@@ -226,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_convert)
 
     s = sub.add_parser("export", help="tokenizer -> encoder.onnx + decoder.onnx + metadata.json")
-    s.add_argument("tokenizer", help="registry name or zoo-format folder (TiTok / One-D-Piece, WavTokenizer, dMel)")
+    s.add_argument("tokenizer", help=SOURCE_HELP + " (TiTok / One-D-Piece, WavTokenizer, dMel)")
     s.add_argument("out", help="output folder")
     s.add_argument("--format", choices=["onnx"], default="onnx")
     s.add_argument("--weights", help="local folder or file with the registry entry's weights")
@@ -236,6 +244,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--parts", default="encoder,decoder", help="encoder,decoder (default) or one of them")
     s.add_argument("--opset", type=int, default=18)
     s.set_defaults(fn=cmd_export)
+
+    from .train import package
+
+    s = sub.add_parser("package", help="finished training run -> shipped zoo-format folder (EMA weights, "
+                       "float16 parameters, training log)", description=package.__doc__.split("\n\n")[1],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    package.add_arguments(s)
+    s.set_defaults(fn=cmd_package)
 
     s = sub.add_parser("train", help="scripts/train.py RECIPE [key=value ...] [--resume]", add_help=False)
     s.add_argument("rest", nargs=argparse.REMAINDER)

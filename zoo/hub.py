@@ -1,13 +1,16 @@
-"""Weight resolution: Hugging Face repo at a pinned revision, local folder or file, cache, offline.
+"""Weight resolution: a local folder or file, or a Hugging Face repo at a pinned revision (cache, offline).
 
-Order for ``resolve_file(source, filename)``:
-1. ``source`` is an existing local folder -> ``source/filename``;
-2. ``source`` is an existing local file whose name is ``filename`` (or any file when
-   ``filename`` is None) -> that file;
-3. otherwise ``source`` is a hub repo id -> ``huggingface_hub.hf_hub_download`` at
-   ``revision`` (the HF cache is used; with ``HF_HUB_OFFLINE=1`` only the cache is read).
-A file that cannot be found raises :class:`WeightsNotFoundError`, naming the repo, file and
-revision and how to provide the file offline.
+The caller says which one it means (no guessing from the disk):
+
+- :func:`local_file` ``(folder_or_file, filename)``: ``folder/filename``, or the file itself;
+- :func:`hub_file` ``(repo, filename, revision)``: ``huggingface_hub.hf_hub_download`` (the HF cache
+  is used; with ``HF_HUB_OFFLINE=1`` only the cache is read);
+- :func:`hub_folder` ``(repo, filenames, revision)``: several files of one repo at one commit, as the
+  snapshot folder of the HF cache that holds them.
+
+A file that cannot be found raises :class:`WeightsNotFoundError`; for the hub it names the repo, file
+and revision and how to provide the file offline. Text sources (``hf-hub:ORG/REPO@REV``,
+``local-dir:PATH``, registry names) are parsed by :mod:`zoo.source`.
 """
 from __future__ import annotations
 
@@ -16,8 +19,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["WeightSource", "WeightsNotFoundError", "resolve_file", "resolve_source", "zoo_cache_dir",
-           "converted_cache_dir"]
+__all__ = ["WeightSource", "WeightsNotFoundError", "local_file", "hub_file", "hub_folder", "resolve_source",
+           "zoo_cache_dir", "converted_cache_dir"]
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -65,14 +68,14 @@ def _offline_hint(repo: str, filename: str, revision: str | None) -> str:
             f"  - download it elsewhere (huggingface-cli download {repo} {filename}"
             f"{' --revision ' + revision if revision else ''}) and copy the HF cache folder "
             f"(HF_HUB_CACHE, default ~/.cache/huggingface/hub) to this machine, then set HF_HUB_OFFLINE=1; or\n"
-            f"  - put the file in a folder and pass weights='<folder>' (or the file's path).")
+            f"  - put the file in a folder and pass weights='<folder>' (or the file's path) for a registry entry, "
+            f"or load a zoo-format folder as local-dir:<folder>.")
 
 
-def resolve_file(source: str | os.PathLike, filename: str | None, revision: str | None = None,
-                 cache_dir: str | os.PathLike | None = None, local_files_only: bool = False,
-                 force_download: bool = False, token=None) -> Path:
-    """Local path of ``filename`` from a folder, a file, or a hub repo (see module docstring)."""
-    path = Path(source)
+def local_file(path: str | os.PathLike, filename: str | None = None) -> Path:
+    """``path/filename`` when ``path`` is a folder; ``path`` itself when it is a file (whose name or
+    suffix must match ``filename`` when one is given). Nothing is downloaded."""
+    path = Path(path).expanduser()
     if path.is_dir():
         if filename is None:
             raise ValueError(f"{path} is a folder: name the file to load from it")
@@ -85,11 +88,13 @@ def resolve_file(source: str | os.PathLike, filename: str | None, revision: str 
         if filename is not None and path.name != filename and path.suffix != Path(filename).suffix:
             raise WeightsNotFoundError(f"expected a '{filename}' file, got {path}")
         return path
-    repo = str(source)
-    if repo.startswith((".", "/", "~")) or os.sep in repo.strip("/").replace("/", "", 1):
-        raise WeightsNotFoundError(f"local path {repo} does not exist")
-    if filename is None:
-        raise ValueError(f"name the file to fetch from the hub repo {repo}")
+    raise WeightsNotFoundError(f"local path {path} does not exist")
+
+
+def hub_file(repo: str, filename: str, revision: str | None = None, cache_dir: str | os.PathLike | None = None,
+             local_files_only: bool = False, force_download: bool = False, token=None) -> Path:
+    """Local path of ``filename`` of the Hugging Face repo ``repo`` at ``revision`` (default ``main``),
+    downloaded into (or, offline, read from) the HF cache."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
@@ -101,12 +106,38 @@ def resolve_file(source: str | os.PathLike, filename: str | None, revision: str 
         raise WeightsNotFoundError(_offline_hint(repo, filename, revision) + f"\n(cause: {type(e).__name__}: {e})") from e
 
 
+def hub_folder(repo: str, filenames: tuple[str, ...], revision: str | None = None, **download) -> Path:
+    """The HF-cache snapshot folder holding every file of ``filenames`` of ``repo`` at ONE commit.
+
+    The first file resolves ``revision`` (a branch, tag or commit; default ``main``) to a commit, the
+    folder ``snapshots/<commit>`` of the cache; the other files are fetched at that commit, so a branch
+    that moves between two downloads cannot mix files of two commits. ``download``: the keywords of
+    :func:`hub_file` (``cache_dir``, ``local_files_only``, ``force_download``, ``token``).
+    """
+    if not filenames:
+        raise ValueError("name at least one file to fetch")
+    folder = _snapshot(hub_file(repo, filenames[0], revision=revision, **download), filenames[0])
+    for name in filenames[1:]:
+        other = _snapshot(hub_file(repo, name, revision=folder.name, **download), name)
+        if other != folder:
+            raise WeightsNotFoundError(f"{repo}: '{name}' resolved to the snapshot {other}, not to {folder} "
+                                       f"where '{filenames[0]}' is (revision {revision or 'main'})")
+    return folder
+
+
+def _snapshot(path: Path, filename: str) -> Path:
+    """The snapshot folder (named by its commit) of a file downloaded as ``filename`` (which may hold
+    sub-folders) from the HF cache."""
+    return path.parents[len(Path(filename).parts) - 1]
+
+
 def resolve_source(source: WeightSource, weights: str | os.PathLike | None = None,
                    revision: str | None = None) -> dict[str, Path]:
     """Local paths for every file of ``source`` (role -> path).
 
     ``weights`` overrides the origin: a local folder holding the files, or (for a single-file
-    source) the file itself. ``revision`` overrides the pinned revision.
+    source) the file itself. ``revision`` overrides the pinned revision; hub files all come from
+    the commit it resolves to (:func:`hub_folder`).
     """
     if weights is not None:
         origin = Path(weights).expanduser()
@@ -116,16 +147,16 @@ def resolve_source(source: WeightSource, weights: str | os.PathLike | None = Non
             if len(source.files) > 1:
                 # a single file was given for a multi-file source: use it for the weights role,
                 # and look for the others beside it
-                return {role: (origin if role == "weights" else resolve_file(origin.parent, name))
+                return {role: (origin if role == "weights" else local_file(origin.parent, name))
                         for role, name in source.files.items()}
             return {role: origin for role in source.files} or {"weights": origin}
-        return {role: resolve_file(origin, name) for role, name in source.files.items()}
+        return {role: local_file(origin, name) for role, name in source.files.items()}
     if source.packaged is not None:
         from importlib import resources
 
         folder = Path(str(resources.files("zoo").joinpath(source.packaged)))
-        return {role: resolve_file(folder, name) for role, name in source.files.items()}
+        return {role: local_file(folder, name) for role, name in source.files.items()}
     if source.hf_repo is None:
         raise WeightsNotFoundError("this entry has no weight source")
-    rev = revision or source.revision
-    return {role: resolve_file(source.hf_repo, name, revision=rev) for role, name in source.files.items()}
+    folder = hub_folder(source.hf_repo, tuple(source.files.values()), revision=revision or source.revision)
+    return {role: folder / name for role, name in source.files.items()}

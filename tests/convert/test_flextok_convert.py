@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ (for conf
 from conftest import load_golden  # noqa: E402
 
 from zoo.convert.flextok import convert_flextok, flextok_kwargs_from_config  # noqa: E402
+from zoo.source import LocalDir  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def fixture():
 def test_kwargs_read_from_config(fixture):
     g, cfg = fixture
     kw, names, vae_src = flextok_kwargs_from_config(cfg, g.config_path)
-    assert vae_src == g.path / "vae_diffusers"
+    assert vae_src == LocalDir(g.path / "vae_diffusers")
     assert (kw["enc_width"], kw["enc_depth"], kw["dec_depth"], kw["num_registers"]) == (128, 2, 2, 16)
     assert kw["enc_mlp_hidden"] == kw["dec_mlp_hidden"] == 341
     assert kw["fsq_levels"] == [8, 8, 8, 5, 5, 5] and kw["vae_scaling_factor"] == 0.6

@@ -67,3 +67,24 @@ def test_autocast_inference_uses_the_channels_first_layers():
         out = enc(x)
         ref = enc.model(x)
     assert torch.equal(out, ref)
+
+
+def test_forward_hooks_and_export_see_the_layers_run(speech):
+    """The fast path bypasses the sub-modules' forward, so it is skipped whenever that could be
+    observed: a forward hook on a layer (LSUV init relies on it) or graph export/tracing."""
+    from zoo.layers.inference_path import fast_inference_path
+
+    enc = _encoder()
+    x = speech[:, :1001][:, None]
+    with torch.inference_mode():
+        assert fast_inference_path(enc)
+    seen = []
+    handle = enc.model[0].register_forward_hook(lambda mod, args, out: seen.append(out.shape))
+    try:
+        with torch.inference_mode():
+            assert not fast_inference_path(enc)
+            enc(x)
+    finally:
+        handle.remove()
+    assert seen == [torch.Size([1, 4, 1001])]
+    # export: tests/export/test_onnx.py exports the WavTokenizer demo and runs it at other lengths

@@ -53,7 +53,7 @@ AUDIO = ("stoi", "pesq", "mel_distance")
 
 
 def _audio_args(tok_dir, out, alpha, *extra):
-    return ["--tokenizer", str(tok_dir), "--data", "offline:speech_alsa", "--num-samples", "2", "--batch-size", "1",
+    return ["--tokenizer", f"local-dir:{tok_dir}", "--data", "offline:speech_alsa", "--num-samples", "2", "--batch-size", "1",
             "--max-seconds", "1.3", "--metrics", ",".join(AUDIO + tuple("p_" + m for m in AUDIO)),
             "--perturb-alpha", str(alpha), "--perturb-delta", "100", "--perturb-seed", "0", "--out", str(out), *extra]
 
@@ -163,7 +163,7 @@ def test_audio_perturbed_two_processes_match_one(wavtok_dir, tmp_path):
     import os
     import subprocess
 
-    common = ["--tokenizer", str(wavtok_dir), "--data", "offline:speech_alsa", "--num-samples", "4", "--batch-size",
+    common = ["--tokenizer", f"local-dir:{wavtok_dir}", "--data", "offline:speech_alsa", "--num-samples", "4", "--batch-size",
               "1", "--max-seconds", "1.0", "--metrics", "stoi,mel_distance,p_stoi,p_mel_distance",
               "--perturb-alpha", "0.5", "--perturb-delta", "16", "--perturb-seed", "3", "--device", "cpu",
               "--no-progress", "--no-figures"]

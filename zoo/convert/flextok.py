@@ -20,6 +20,7 @@ import torch
 
 from ..checkpoint import load_state_dict_strict, parameters_on_meta
 from ..hub import WeightsNotFoundError
+from ..source import HubRepo, LocalDir
 from . import register_converter
 
 __all__ = ["convert_flextok", "flextok_kwargs_from_config", "read_safetensors_config"]
@@ -97,9 +98,11 @@ def _posemb(name: str, spec: Mapping[str, Any], kind: str) -> tuple[list[int], s
     return [int(v) for v in spec["max_sizes"]], scaling
 
 
-def _resolve_vae(vae: Mapping[str, Any], config_path: Path | None) -> tuple[dict, Path | None]:
-    """(diffusers config, local folder or hub file path of the weights or None)."""
-    from ..hub import resolve_file
+def _resolve_vae(vae: Mapping[str, Any], config_path: Path | None) -> tuple[dict, LocalDir | HubRepo | None]:
+    """(diffusers config, where the VAE weights are or None).
+
+    The official config's ``hf_hub_path`` names the VAE's hub repo; a folder at that path (first beside
+    the config, then as given) is used instead when one exists, so a copy of the VAE works offline."""
     from ..models.flextok import VAE_SDXL_LIKE
 
     src = vae.get("hf_hub_path")
@@ -109,11 +112,15 @@ def _resolve_vae(vae: Mapping[str, Any], config_path: Path | None) -> tuple[dict
     candidates = [Path(src).expanduser()]
     if config_path is not None and not Path(src).is_absolute():
         candidates.insert(0, Path(config_path).parent / src)
-    for cand in candidates:
-        if cand.is_dir():
-            return json.loads((cand / "config.json").read_text(encoding="utf-8")), cand
-    cfg_file = resolve_file(str(src), "config.json")  # hub repo id (raises a WeightsNotFoundError with hints)
-    return json.loads(Path(cfg_file).read_text(encoding="utf-8")), Path(str(src))
+    folder = next((LocalDir(c) for c in candidates if c.is_dir()), None)
+    if folder is None:
+        try:
+            folder = HubRepo(str(src))
+        except ValueError:
+            raise WeightsNotFoundError(f"the config's vae.hf_hub_path {src!r} is neither a folder "
+                                       f"({', '.join(map(str, candidates))}) nor a hub repo id (ORG/NAME)") from None
+    cfg_file = folder.file("config.json")  # a hub repo raises a WeightsNotFoundError with hints
+    return json.loads(cfg_file.read_text(encoding="utf-8")), folder
 
 
 def flextok_kwargs_from_config(config: Mapping[str, Any], config_path: str | os.PathLike | None = None,
@@ -364,10 +371,9 @@ def convert_flextok(state_dict: Mapping[str, torch.Tensor], config: Mapping[str,
     return model.eval()
 
 
-def _vae_weights(src: Path | None) -> dict[str, torch.Tensor]:
+def _vae_weights(src: LocalDir | HubRepo | None) -> dict[str, torch.Tensor]:
     from ..checkpoint import load_state_dict_file
-    from ..hub import resolve_file
 
     if src is None:
         raise ValueError("the checkpoint has no VAE weights (vae.vae.*) and the config names no VAE source")
-    return load_state_dict_file(resolve_file(str(src), "diffusion_pytorch_model.safetensors"))
+    return load_state_dict_file(src.file("diffusion_pytorch_model.safetensors"))

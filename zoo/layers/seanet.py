@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .inference_path import fast_inference_path
 from .linear import conv1x1
 from .onnx_lstm import lstm_onnx
 
@@ -191,7 +192,7 @@ class SEANetEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[1] != self.channels:
             raise ValueError(f"SEANetEncoder expects [B, {self.channels}, T], got {tuple(x.shape)}")
-        if not torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type):
+        if fast_inference_path(self) and not torch.is_autocast_enabled(x.device.type):
             # inference: time-major convolutions (same maths; its in-place sums assume one dtype)
             from .seanet_time_major import encode_time_major, time_major_supported
 

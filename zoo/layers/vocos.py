@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .inference_path import fast_inference_path
 from .linear import Linear, linear
 
 __all__ = ["AdaLayerNorm", "ConvNeXtBlock", "ResnetBlock1d", "AttnBlock1d", "VocosBackbone"]
@@ -170,7 +171,7 @@ class VocosBackbone(nn.Module):
             x = self.pos_net(x)
         h = x.transpose(1, 2)
         h = self.norm(h, cond_id) if isinstance(self.norm, AdaLayerNorm) else self.norm(h)
-        if not torch.is_grad_enabled():  # inference: stay time-major through the ConvNeXt stack
+        if fast_inference_path(self):  # inference: stay time-major through the ConvNeXt stack
             h = h.contiguous()
             for block in self.convnext:
                 h = block.forward_time_major(h, cond_id)

@@ -39,5 +39,5 @@ def demo_notes(arch: str, steps: int | str, data: str, minutes: str, extra: str 
     cmd = f"OMP_NUM_THREADS=1 python scripts/train.py recipes/demo/{arch}.yaml"
     return (f"Zoo demo checkpoint (small, CPU-trained; for demos and tests, not a research model). "
             f"recipe recipes/demo/{arch}.yaml, command `{cmd}` then "
-            f"`python -m eval.demo --package {arch}=<output_dir>` (EMA weights, parameters stored as float16); "
+            f"`python -m zoo package {arch}=<output_dir>` (EMA weights, parameters stored as float16); "
             f"{steps} steps on {data}; trained in {minutes} on a shared 2-core CPU. {extra}").strip()

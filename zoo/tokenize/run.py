@@ -78,14 +78,19 @@ class _Ranks:
 
 
 def _load_tokenizer(tokenizer, pretrained: bool, weights, name: str | None):
-    """(tokenizer, name, revision) from a registry name, a zoo-format folder or a Tokenizer."""
+    """(tokenizer, name, revision) from a Tokenizer or a source (:mod:`zoo.source`): a registry name,
+    ``local-dir:PATH`` (or a ``pathlib.Path``) or ``hf-hub:ORG/REPO[@REVISION]``."""
     import zoo
+    from ..source import LocalDir, parse_source
 
     if isinstance(tokenizer, zoo.Tokenizer):
         return tokenizer, name or type(tokenizer).__name__, None
-    if Path(str(tokenizer)).is_dir():
-        return zoo.from_pretrained(tokenizer), name or Path(tokenizer).name, f"local:{Path(tokenizer).resolve()}"
-    info = zoo.get_info(str(tokenizer))
+    source = parse_source(tokenizer)
+    info = source.registry_info()
+    if info is None:  # a zoo-format folder: the revision pins what was loaded (a hub repo: its commit)
+        folder = source.folder()
+        tok = LocalDir(folder).load(pretrained=pretrained, weights=weights)
+        return tok, name or source.short_name, source.provenance(folder)
     pretrained = pretrained or weights is not None
     tok = zoo.create_tokenizer(info.name, pretrained=pretrained, weights=weights)
     if not pretrained:
@@ -118,7 +123,9 @@ def tokenize_dataset(tokenizer, input, output_dir, *, pretrained: bool = False, 
     """Tokenize every input of ``input`` into Parquet shards under ``output_dir``.
 
     tokenizer: registry name (``pretrained`` / ``weights`` as for ``zoo.create_tokenizer``), a
-        zoo-format folder, or a :class:`zoo.Tokenizer` (``name`` names it in the manifest).
+        zoo-format folder (``local-dir:PATH`` or a ``pathlib.Path``) or hub repo
+        (``hf-hub:ORG/REPO[@REVISION]``; the manifest records the commit), or a :class:`zoo.Tokenizer`
+        (``name`` names it in the manifest).
     input: a folder (searched recursively for the tokenizer's modality; class sub-folders become
         labels), a ``.jsonl`` manifest of ``{"path", "label"}``, or WebDataset ``.tar`` shards
         (a path, glob or ``{000..009}`` pattern).
