@@ -9,19 +9,25 @@ dependencies = ["torch", "torchvision", "torchaudio", "huggingface_hub", "safete
 import zoo as _zoo  # noqa: E402
 
 
-def _make_entrypoint(entry_name: str, registry_name: str, by_arch: bool):
-    info = _zoo.get_info(registry_name)
+class _Entrypoint:
+    # A torch.hub entrypoint for one registry name. Its docstring (the entry's description, whose token
+    # shape and codebook come from building the architecture on the meta device) is made when read, so
+    # importing this file builds nothing (a property named __doc__ replaces a class docstring).
 
-    def entrypoint(*, pretrained: bool = True, tag: str | None = None, **kwargs):
-        name = f"{info.arch}.{tag}" if (by_arch and tag) else registry_name
+    def __init__(self, entry_name: str, registry_name: str, by_arch: bool):
+        self.__name__ = self.__qualname__ = entry_name
+        self._info = _zoo.get_info(registry_name)
+        self._by_arch = by_arch
+
+    def __call__(self, *, pretrained: bool = True, tag: str | None = None, **kwargs):
+        name = f"{self._info.arch}.{tag}" if (self._by_arch and tag) else self._info.name
         return _zoo.create_tokenizer(name, pretrained=pretrained, **kwargs)
 
-    entrypoint.__name__ = entry_name
-    entrypoint.__qualname__ = entry_name
-    entrypoint.__doc__ = (f"{info.describe()}\n\nArgs:\n    pretrained: load the published weights "
-                          f"(default True).\n" + ("    tag: another tag of this architecture.\n" if by_arch else "")
-                          + "    **kwargs: passed to zoo.create_tokenizer.")
-    return entrypoint
+    @property
+    def __doc__(self) -> str:
+        return (f"{self._info.describe()}\n\nArgs:\n    pretrained: load the published weights "
+                f"(default True).\n" + ("    tag: another tag of this architecture.\n" if self._by_arch else "")
+                + "    **kwargs: passed to zoo.create_tokenizer.")
 
 
 def _install_entrypoints() -> None:
@@ -29,9 +35,9 @@ def _install_entrypoints() -> None:
         _info = _zoo.get_info(_name)
         arch_entry = _info.arch
         if arch_entry not in globals():
-            globals()[arch_entry] = _make_entrypoint(arch_entry, _zoo.get_info(_info.arch).name, by_arch=True)
+            globals()[arch_entry] = _Entrypoint(arch_entry, _zoo.get_info(_info.arch).name, by_arch=True)
         full_entry = _name.replace(".", "__").replace("-", "_")
-        globals()[full_entry] = _make_entrypoint(full_entry, _name, by_arch=False)
+        globals()[full_entry] = _Entrypoint(full_entry, _name, by_arch=False)
 
 
 _install_entrypoints()

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 import zoo
+from zoo.config_names import constructor_kwargs
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ("titok_demo64.demo", "wavtokenizer_demo75.demo", "dmel_vocos_demo.demo")
@@ -58,7 +59,7 @@ def test_demo_entries_are_registered_with_packaged_weights():
         assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors", "training_log.csv"]
         total += sum(p.stat().st_size for p in folder.iterdir())
         config = json.loads((folder / "config.json").read_text())
-        stored = {k: v for k, v in config.items() if k != "tokenizer_class"}
+        stored = constructor_kwargs(config, str(folder))  # migrated to the current names (docs/config_names.md)
         assert stored == json.loads(json.dumps(info.kwargs)), f"{name}: registry kwargs differ from config.json"
         # the metadata names the recipe, which exists and records the command that produced the weights
         recipe = ROOT / "recipes" / "demo" / f"{info.arch}.yaml"

@@ -203,3 +203,29 @@ def test_save_pretrained_round_trip(name, tmp_path):
     sd, sd2 = tok.state_dict(), loaded.state_dict()
     assert sd.keys() == sd2.keys()
     assert all(torch.equal(sd[k], sd2[k]) for k in sd)
+
+
+def test_derived_fields_are_built_once_on_first_use(monkeypatch):
+    """token_shape / codebook_size / sample_rate are not written in an entry: they come from its kwargs
+    built on the meta device, only when first asked for, and are cached."""
+    import zoo.registry as registry
+    from zoo.models.titok import TiTok
+
+    info = get_info("titok_tiny.untrained")
+    calls = []
+
+    def counting_builder(**kwargs):
+        calls.append(kwargs)
+        return TiTok(**kwargs)
+
+    entry = registry.TokenizerInfo(name="titok_counted.test", builder=counting_builder, modality="image",
+                                   family="titok", kwargs={**info.kwargs, "num_tokens": 12}, input_size=(64, 64))
+    monkeypatch.setitem(registry._REGISTRY, entry.name, entry)
+    assert "titok_counted.test" in zoo.list_tokenizers() and not calls  # listing builds nothing
+    assert entry.token_shape == (12,) and entry.codebook_size == info.codebook_size and entry.sample_rate is None
+    assert entry.describe().startswith("titok_counted.test") and len(calls) == 1
+    with pytest.raises(TypeError):  # named fields only
+        registry.TokenizerInfo("x.y", counting_builder, "image", "titok")
+    with pytest.raises(ValueError, match="builder makes a tokenizer of modality image"):
+        _ = registry.TokenizerInfo(name="titok_bad.test", builder=TiTok, modality="audio", family="titok",
+                                   kwargs=info.kwargs).codebook_size

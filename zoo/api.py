@@ -301,8 +301,11 @@ class Tokenizer(nn.Module, PyTorchModelHubMixin, library_name="tokenizer-zoo",
 
     # ----------------------------------------------------------------- persistence
     def save_pretrained(self, save_directory: str | Path, **kwargs) -> Any:
-        """Write ``config.json`` (with ``tokenizer_class``) and ``model.safetensors``."""
-        config = {"tokenizer_class": type(self).__name__, **self.config}
+        """Write ``config.json`` (``tokenizer_class``, ``config_version`` and the constructor arguments,
+        named as in docs/config_names.md) and ``model.safetensors``."""
+        from .config_names import CONFIG_VERSION
+
+        config = {"tokenizer_class": type(self).__name__, "config_version": CONFIG_VERSION, **self.config}
         kwargs.setdefault("config", config)
         return super().save_pretrained(save_directory, **kwargs)
 
@@ -331,14 +334,15 @@ class Tokenizer(nn.Module, PyTorchModelHubMixin, library_name="tokenizer-zoo",
     @classmethod
     def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir=None, force_download=False,
                          local_files_only=False, token=None, map_location: str = "cpu", strict: bool = True,
-                         **model_kwargs):
-        """``model_id``: the local zoo-format folder :meth:`from_pretrained` resolved."""
+                         config: dict | None = None, **model_kwargs):
+        """``model_id``: the local zoo-format folder :meth:`from_pretrained` resolved; ``config``: its whole
+        stored config.json (the hub mixin passes it because this method names it; ``model_kwargs`` holds
+        only the keys the constructor takes today, an old key name would be dropped), migrated here
+        (:mod:`zoo.config_names`)."""
         if not strict:
             raise ValueError("zoo tokenizers always load with strict=True")
-        stored_class = model_kwargs.pop("tokenizer_class", None)
-        model_kwargs.pop("config", None)
-        if stored_class is not None and stored_class != cls.__name__:
-            raise ValueError(f"{model_id} holds a {stored_class}, not a {cls.__name__}; use zoo.from_pretrained")
+        if config is not None:
+            model_kwargs = _migrated_kwargs(cls, config, model_kwargs, source=str(model_id))
         from .hub import local_file
 
         weights = local_file(model_id, "model.safetensors")
@@ -348,6 +352,20 @@ class Tokenizer(nn.Module, PyTorchModelHubMixin, library_name="tokenizer-zoo",
         if any(p.is_meta for p in model.parameters()):  # read inside zoo.checkpoint.load_on_meta: shapes only
             return model.eval()
         return model.to(map_location).eval()
+
+
+def _migrated_kwargs(cls: type[Tokenizer], config: dict, model_kwargs: dict, source: str) -> dict:
+    """Constructor arguments from a stored zoo ``config`` migrated to the current names
+    (:func:`zoo.config_names.migrate_config`), with the caller's own keyword arguments (those of
+    ``model_kwargs`` that the hub mixin did not copy from ``config``) taking precedence."""
+    from .config_names import constructor_kwargs
+
+    stored_class = config.get("tokenizer_class", cls.__name__)
+    if stored_class != cls.__name__:
+        raise ValueError(f"{source} holds a {stored_class}, not a {cls.__name__}; use zoo.from_pretrained")
+    current = constructor_kwargs({**config, "tokenizer_class": cls.__name__}, source=f"{source}/config.json")
+    given = {k: v for k, v in model_kwargs.items() if k not in config or v is not config[k]}
+    return {**current, **given}
 
 
 def _check_keywords(fn, kwargs: dict, what: str, owner: str, common: tuple[str, ...] = ()) -> None:

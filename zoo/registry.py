@@ -1,8 +1,13 @@
-"""Registry of named tokenizers: ``register_tokenizer``, ``create_tokenizer``, ``list_tokenizers``.
+"""Registry of named tokenizers: :class:`TokenizerInfo` entries, ``create_tokenizer``, ``list_tokenizers``.
 
 Names are ``arch.tag`` (``titok_l32.in1k``); ``create_tokenizer("titok_l32")`` takes the
-architecture's default (first registered) tag. Each entry carries the metadata of DESIGN.md
-section 4 and a ``builder(**kwargs) -> Tokenizer`` for the untrained architecture.
+architecture's default (first registered) tag. Each entry is a frozen :class:`TokenizerInfo` with
+named fields (the metadata of DESIGN.md section 4) and a ``builder(**kwargs) -> Tokenizer`` for
+the untrained architecture. Entries are declared next to their model (``zoo/models/<model>_entries.py``,
+one tuple ``ENTRIES`` per model family) and registered with :func:`register_tokenizers`.
+What the architecture determines (``codebook_size``, ``token_shape``, ``sample_rate``) is not
+written in the entry: it is derived, on first use, from the entry's own kwargs built on the meta
+device (no weights), and cached.
 """
 from __future__ import annotations
 
@@ -10,19 +15,33 @@ import fnmatch
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from functools import cached_property
+from typing import Any, Callable, Iterable
 
 from .hub import WeightSource, converted_cache_dir, resolve_source
 
-__all__ = ["TokenizerInfo", "register_tokenizer", "create_tokenizer", "list_tokenizers", "get_info",
-           "check_advertised"]
+__all__ = ["TokenizerInfo", "register_tokenizer", "register_tokenizers", "create_tokenizer", "list_tokenizers",
+           "get_info", "check_advertised"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class _Derived:
+    """What an entry's architecture determines (read from the model its kwargs build)."""
+
+    codebook_size: int | tuple[int, ...]
+    token_shape: tuple[int, ...] | None
+    sample_rate: int | None
+
+
+@dataclass(frozen=True, kw_only=True)
 class TokenizerInfo:
-    """Metadata of one registered tokenizer (DESIGN.md section 4)."""
+    """One registered tokenizer (DESIGN.md section 4); every field is named.
+
+    ``codebook_size``, ``token_shape`` (ids shape for one item at ``input_size``, or for 1 s of
+    audio) and ``sample_rate`` (audio) are properties derived from ``builder(**kwargs)`` built on
+    the meta device the first time one is asked for (``list_tokenizers`` never builds)."""
 
     name: str                                   # "arch.tag"
     builder: Callable[..., Any]                 # builder(**kwargs) -> Tokenizer (untrained)
@@ -30,15 +49,18 @@ class TokenizerInfo:
     family: str                                 # "titok", "wavtokenizer", ...
     kwargs: dict[str, Any] = field(default_factory=dict)   # builder arguments of this entry
     input_size: tuple[int, ...] | None = None   # (H, W), (T, H, W) for images / video
-    sample_rate: int | None = None              # audio
-    token_shape: tuple[int, ...] | None = None  # ids shape for one item at input_size / 1 s
-    codebook_size: int | tuple[int, ...] | None = None
     compression: str | None = None              # e.g. "32 tokens x 12 bits / 256x256x3x8 bits"
     source: WeightSource | None = None          # None: no pretrained weights
     license: str | None = None
     paper: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)  # published numbers, with protocol in notes
     notes: str = ""
+
+    def __post_init__(self):
+        if "." not in self.name:
+            raise ValueError(f"registry names are 'arch.tag', got {self.name!r}")
+        if self.modality not in ("image", "video", "audio"):
+            raise ValueError(f"{self.name}: modality must be image, video or audio, got {self.modality!r}")
 
     @property
     def arch(self) -> str:
@@ -51,6 +73,38 @@ class TokenizerInfo:
     @property
     def pretrained(self) -> bool:
         return self.source is not None
+
+    @cached_property
+    def _derived(self) -> _Derived:
+        """Build the entry's architecture on the meta device (shapes only) and read what it determines."""
+        import torch
+
+        with torch.device("meta"):
+            tok = self.builder(**self.kwargs)
+        if tok.modality != self.modality:
+            raise ValueError(f"{self.name}: the entry says {self.modality}, its builder makes a tokenizer of "
+                             f"modality {tok.modality}")
+        cb = tok.codebook_size
+        sample_rate = int(tok.sample_rate) if self.modality == "audio" else None
+        probe = (sample_rate,) if sample_rate else (3, *self.input_size) if self.input_size else None
+        shape = tuple(int(n) for n in tok.token_shape(probe)) if probe is not None else None
+        return _Derived(codebook_size=tuple(cb) if isinstance(cb, (tuple, list)) else int(cb), token_shape=shape,
+                        sample_rate=sample_rate)
+
+    @property
+    def codebook_size(self) -> int | tuple[int, ...]:
+        """Codes per token (a tuple: one size per parallel codebook); 1 for continuous tokens."""
+        return self._derived.codebook_size
+
+    @property
+    def token_shape(self) -> tuple[int, ...] | None:
+        """Ids shape for one item at ``input_size`` (images / video) or for 1 s (audio)."""
+        return self._derived.token_shape
+
+    @property
+    def sample_rate(self) -> int | None:
+        """Audio sample rate in Hz (None for images and video)."""
+        return self._derived.sample_rate
 
     def describe(self) -> str:
         """One paragraph for docstrings and the README table."""
@@ -79,18 +133,22 @@ _REGISTRY: dict[str, TokenizerInfo] = {}
 _DEFAULT_TAG: dict[str, str] = {}
 
 
+def register_tokenizers(entries: Iterable[TokenizerInfo]) -> None:
+    """Register every entry; the first tag registered for an arch is its default."""
+    for info in entries:
+        if not isinstance(info, TokenizerInfo):
+            raise TypeError(f"registry entries are TokenizerInfo objects, got {type(info).__name__}")
+        if info.name in _REGISTRY:
+            raise ValueError(f"tokenizer {info.name!r} is already registered")
+        _REGISTRY[info.name] = info
+        _DEFAULT_TAG.setdefault(info.arch, info.name)
+
+
 def register_tokenizer(name: str, builder: Callable[..., Any], *, modality: str, family: str,
                        **meta) -> TokenizerInfo:
-    """Register ``name`` (``arch.tag``). The first tag registered for an arch is its default."""
-    if "." not in name:
-        raise ValueError(f"registry names are 'arch.tag', got {name!r}")
-    if modality not in ("image", "video", "audio"):
-        raise ValueError(f"modality must be image, video or audio, got {modality!r}")
-    if name in _REGISTRY:
-        raise ValueError(f"tokenizer {name!r} is already registered")
+    """Register one ``TokenizerInfo(name=name, builder=builder, ...)`` (``meta``: its other fields)."""
     info = TokenizerInfo(name=name, builder=builder, modality=modality, family=family, **meta)
-    _REGISTRY[name] = info
-    _DEFAULT_TAG.setdefault(info.arch, name)
+    register_tokenizers([info])
     return info
 
 
@@ -199,8 +257,9 @@ def _cached_conversion(info: TokenizerInfo, cache, arch: dict, **kwargs):
 
 
 def check_advertised(info: TokenizerInfo, tok) -> None:
-    """Raise ``ValueError`` unless ``tok`` has the codebook, token shape (at the entry's input size or
-    for 1 s of audio) and sample rate that the registry entry ``info`` advertises."""
+    """Raise ``ValueError`` unless the loaded ``tok`` (its architecture read from the checkpoint) has the
+    codebook, token shape (at the entry's input size or for 1 s of audio) and sample rate that the
+    registry entry ``info`` advertises, i.e. that the entry's own kwargs build."""
     from .convert.architecture import ArchitectureMismatchError, same_setting
 
     bad = []

@@ -25,7 +25,7 @@ def test_kwargs_read_from_config(fixture):
     g, cfg = fixture
     kw, names, vae_src = flextok_kwargs_from_config(cfg, g.config_path)
     assert vae_src == LocalDir(g.path / "vae_diffusers")
-    assert (kw["enc_dim"], kw["enc_depth"], kw["dec_depth"], kw["num_registers"]) == (128, 2, 2, 16)
+    assert (kw["enc_width"], kw["enc_depth"], kw["dec_depth"], kw["num_registers"]) == (128, 2, 2, 16)
     assert kw["enc_mlp_hidden"] == kw["dec_mlp_hidden"] == 341
     assert kw["fsq_levels"] == [8, 8, 8, 5, 5, 5] and kw["vae_scaling_factor"] == 0.6
     assert kw["adaln_segments"] == 2 and kw["max_timestep"] == 1.0 and kw["image_size"] == 32

@@ -187,7 +187,7 @@ def test_kwargs_come_from_shapes_not_size_names(vq_direct):
     # the config says small / base (512 / 768 wide); the fixture weights are 128 / 192 wide
     assert (kw["enc_width"], kw["enc_depth"], kw["enc_heads"]) == (128, 2, 2)
     assert (kw["dec_width"], kw["dec_depth"], kw["dec_heads"]) == (192, 2, 3)
-    assert kw["num_tokens"] == 8 and kw["token_size"] == 16 and kw["codebook_size"] == 64
+    assert kw["num_tokens"] == 8 and kw["codebook_dim"] == 16 and kw["codebook_size"] == 64
     assert kw["image_size"] == 64 and kw["decoder_head"] == "pixel" and not kw["legacy_readout"]
 
 

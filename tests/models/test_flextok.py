@@ -9,7 +9,7 @@ from zoo.models.flextok_encoder import causal_last_mask
 TINY = dict(image_size=64, vae=dict(block_out_channels=[16, 32, 64, 64], norm_num_groups=8, latent_channels=16,
                                      down_block_types=["DownEncoderBlock2D"] * 4,
                                      up_block_types=["UpDecoderBlock2D"] * 4, layers_per_block=1),
-            vae_scaling_factor=1.0, enc_dim=64, enc_depth=1, dec_dim=64, dec_depth=2, num_registers=256)
+            vae_scaling_factor=1.0, enc_width=64, enc_depth=1, dec_width=64, dec_depth=2, num_registers=256)
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +141,7 @@ def test_sample_keep_k(mode):
 
 def test_training_forward_with_repa(photo_batch):
     torch.manual_seed(0)
-    model = FlexTok(**dict(TINY, num_registers=16, repa_layer=0, repa_dim=8, repa_hidden=32,
+    model = FlexTok(**dict(TINY, num_registers=16, repa_layer=0, teacher_dim=8, repa_hidden=32,
                            nested_dropout="pow2", cfg_dropout=0.5)).train()
     feat_net = torch.nn.Conv2d(3, 8, 16, stride=16).requires_grad_(False)  # frozen feature network
     model.set_repa_encoder(feat_net)
@@ -175,7 +175,7 @@ def test_registry_entries():
         info = zoo.registry.get_info(n)
         assert info.source.hf_repo == "EPFL-VILAB/" + n.replace(".", "_") and info.source.converter == "flextok"
         assert info.codebook_size == 64000 and info.token_shape == (256,) and "Apple" in info.license
-    assert zoo.registry.get_info("flextok_d18_d28.dfn").kwargs["dec_dim"] == 1792
+    assert zoo.registry.get_info("flextok_d18_d28.dfn").kwargs["dec_width"] == 1792
     assert FlexTok.variable_length_arg == "k"
 
 

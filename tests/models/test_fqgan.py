@@ -12,7 +12,7 @@ from zoo.models.fqgan import FQGAN
 def _tiny(**kw):
     cfg = dict(variant="dual", codebook_size=32, codebook_dim=4, z_channels=32, ch=32, ch_mult=[1, 2],
                num_res_blocks=1, num_groups=8, image_size=32, adapter_depth=1, adapter_heads=4,
-               feat_dims={"sem": 48}, feat_depth=1, feat_heads=4, entropy_loss_ratio=0.03, disentangle_ratio=0.1)
+               teacher_dims={"sem": 48}, feat_depth=1, feat_heads=4, entropy_weight=0.03, disentangle_weight=0.1)
     cfg.update(kw)
     return FQGAN(**cfg)
 
@@ -24,7 +24,7 @@ def pooled_colours(x: torch.Tensor) -> torch.Tensor:
 
 def test_encode_decode_roundtrip(photo_batch, tmp_path):
     torch.manual_seed(0)
-    tok = _tiny(variant="triple", feat_dims={"sem_mid": 16, "sem_high": 48}).eval()
+    tok = _tiny(variant="triple", teacher_dims={"sem_mid": 16, "sem_high": 48}).eval()
     x = photo_batch[:, :, :32, :32]
     tokens = tok.encode(x)
     assert tokens.ids.shape == (4, 256, 3) == (4, *tok.token_shape((3, 32, 32)))

@@ -11,7 +11,7 @@ from zoo.models.maskgit_vqgan import MaskGITVQGAN, VQGANResBlock
 from zoo.models.titok import TiTok
 
 TINY = dict(image_size=64, enc_size=None, dec_size=None, enc_width=64, enc_depth=1, dec_width=64, dec_depth=1,
-            num_tokens=8, token_size=8, codebook_size=32, quantizer="vq", l2_norm=True, legacy_readout=False,
+            num_tokens=8, codebook_dim=8, codebook_size=32, quantizer="vq", l2_norm=True, legacy_readout=False,
             decoder_head="pixel")
 VQGAN = {"channels": [32, 32, 32, 32, 64], "num_res_blocks": 1, "z_channels": 32}  # f16, like MaskGIT's
 
@@ -77,8 +77,8 @@ def test_bad_inputs_raise(photo_batch):
     (dict(quantizer="lfq"), "quantizer"),
     (dict(quantizer="fsq"), "fsq_levels is required"),
     (dict(fsq_levels=[8, 5, 5]), "fsq_levels is required"),
-    (dict(quantizer="fsq", fsq_levels=[8, 5, 5]), "token_size"),
-    (dict(quantizer="fsq", token_size=3, fsq_levels=[8, 5, 5]), "200 codes, not codebook_size=32"),
+    (dict(quantizer="fsq", fsq_levels=[8, 5, 5]), "codebook_dim"),
+    (dict(quantizer="fsq", codebook_dim=3, fsq_levels=[8, 5, 5]), "200 codes, not codebook_size=32"),
     (dict(decoder_head="rgb"), "decoder_head"),
     (dict(pixel_decoder=VQGAN), "only used with decoder_head='proxy'"),
     (dict(decoder_head="proxy", pixel_decoder={**VQGAN, "hidden": 3}), "hidden"),
@@ -134,7 +134,7 @@ def test_training_forward_single_stage(photo_batch):
 
 
 def test_fsq_variant_round_trip_and_training(photo_batch):
-    tok = tiny(quantizer="fsq", token_size=4, fsq_levels=[8, 5, 5, 5], codebook_size=None)
+    tok = tiny(quantizer="fsq", codebook_dim=4, fsq_levels=[8, 5, 5, 5], codebook_size=None)
     assert tok.codebook_size == 1000
     tokens = tok.encode(photo_batch)
     assert tokens.ids.shape == (4, 8) and 0 <= int(tokens.ids.min()) and int(tokens.ids.max()) < 1000

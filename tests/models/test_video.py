@@ -8,9 +8,9 @@ from tests.models.video_training import train_on_photo_clips
 from zoo.models.video import Video1DTokenizer
 from zoo.models.video_quant import StochasticCosineVQ, build_quantizer, codebook_vectors
 
-TINY = dict(input_size=[8, 32, 32], tubelet=2, patch_size=8, num_tokens=16, encoder_dim=32, encoder_depth=1,
-            encoder_heads=2, decoder_dim=32, decoder_depth=1, decoder_heads=2, code_dim=8, codebook_size=64,
-            prior=True, prior_dim=32, prior_depth=1, prior_heads=2)
+TINY = dict(input_size=[8, 32, 32], tubelet=2, patch_size=8, num_tokens=16, enc_width=32, enc_depth=1,
+            enc_heads=2, dec_width=32, dec_depth=1, dec_heads=2, codebook_dim=8, codebook_size=64,
+            prior=True, prior_width=32, prior_depth=1, prior_heads=2)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ def clips():
 
 
 @pytest.mark.parametrize("quantizer,extra,k", [("fsq", {}, 64), ("lfq", {"codebook_size": 64}, 64),
-                                                ("vq", {"codebook_size": 32, "code_dim": 4}, 32)])
+                                                ("vq", {"codebook_size": 32, "codebook_dim": 4}, 32)])
 def test_encode_decode_real_clip(quantizer, extra, k, clips):
     torch.manual_seed(0)
     tok = CausalConvVideoTokenizer(**{**TINY, "quantizer": quantizer, **extra}).eval()

@@ -7,7 +7,7 @@ import torch
 import zoo
 from zoo.models.wavtokenizer import WavTokenizer
 
-SMALL = dict(codebook_size=64, n_filters=4, lstm_layers=1, dim=32, intermediate_dim=48, num_layers=1,
+SMALL = dict(codebook_size=64, n_filters=4, lstm_layers=1, vocos_width=32, vocos_mlp_hidden=48, vocos_depth=1,
              kmeans_iters=3)
 
 

@@ -59,7 +59,7 @@ def _stand_ins(recipe: dict, proxy) -> list[str]:
         extra.append(f"model.kwargs.proxy_weights={proxy()}")
     if kwargs.get("repa_layer") is not None:
         extra += [f"model.setup={ROOT / 'tests/recipes/teachers.py'}:repa_teacher",
-                  f"model.setup_kwargs={{dim: {kwargs['repa_dim']}}}"]
+                  f"model.setup_kwargs={{dim: {kwargs['teacher_dim']}}}"]
     return extra
 
 

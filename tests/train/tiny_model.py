@@ -15,13 +15,13 @@ from zoo.quant.vq import VectorQuantizer
 class TinyConvVQ(Tokenizer):
     modality = "image"
 
-    def __init__(self, width: int = 16, code_dim: int = 8, codebook_size: int = 64):
+    def __init__(self, width: int = 16, codebook_dim: int = 8, codebook_size: int = 64):
         super().__init__()
         self._k = codebook_size
         self.encoder = nn.Sequential(nn.Conv2d(3, width, 4, 2, 1), nn.GELU(), nn.Conv2d(width, width, 4, 2, 1),
-                                     nn.GELU(), nn.Conv2d(width, code_dim, 1))
-        self.quantize = VectorQuantizer(codebook_size, code_dim, beta=0.25)
-        self.decoder = nn.Sequential(nn.Conv2d(code_dim, width, 3, 1, 1), nn.GELU(),
+                                     nn.GELU(), nn.Conv2d(width, codebook_dim, 1))
+        self.quantize = VectorQuantizer(codebook_size, codebook_dim, beta=0.25)
+        self.decoder = nn.Sequential(nn.Conv2d(codebook_dim, width, 3, 1, 1), nn.GELU(),
                                      nn.ConvTranspose2d(width, width, 4, 2, 1), nn.GELU(),
                                      nn.ConvTranspose2d(width, 3, 4, 2, 1))
 

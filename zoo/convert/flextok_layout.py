@@ -105,7 +105,7 @@ def to_official_config(model, vae_hub_path: str | None = RELEASED_VAE) -> dict[s
     for key, want in (("attn_scale", "mup"), ("norm_eps", 1e-5), ("time_max_period", 256.0)):
         if c.get(key, want) != want:
             raise ValueError(f"FlexTok {key}={c[key]!r} has no official setting (the official code uses {want!r})")
-    lc, dim_e, dim_d, patch = model.latent_channels, c["enc_dim"], c["dec_dim"], [model.patch_size] * 2
+    lc, dim_e, dim_d, patch = model.latent_channels, c["enc_width"], c["dec_width"], [model.patch_size] * 2
     grid, levels, bias = [int(v) for v in model.pos_grid], list(c["fsq_levels"]), bool(c["bias"])
     vae = {"_target_": "flextok.vae_wrapper.StableDiffusionVAE", "images_read_key": "rgb",
            "vae_latents_read_key": "vae_latents_reconst", "vae_latents_write_key": "vae_latents",

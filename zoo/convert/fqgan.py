@@ -50,7 +50,7 @@ _FEAT = {"dual": {"sem": "feat_pred_head"}, "triple": {"sem_mid": "mid_sem_feat_
 _BLOCK_RENAMES = ((".ln_1.", ".norm1."), (".ln_2.", ".norm2."), (".mlp.c_fc.", ".mlp.fc1."),
                   (".mlp.c_proj.", ".mlp.fc2."), (".attn.in_proj_", ".attn.qkv."), (".attn.out_proj.", ".attn.proj."))
 #: FQGAN constructor arguments that only matter for training: the stored value wins, with a warning
-_TRAINING = ("beta", "entropy_loss_ratio", "disentangle_ratio", "semantic_weight", "semantic_loss", "dropout")
+_TRAINING = ("commitment_weight", "entropy_weight", "disentangle_weight", "semantic_weight", "semantic_loss", "dropout")
 
 
 def fqgan_variant(sd: Mapping[str, torch.Tensor]) -> str:
@@ -85,13 +85,13 @@ def _unrename_blocks(key: str) -> str:
 def _training_kwargs(settings: Mapping[str, Any]) -> dict[str, Any]:
     """FQGAN loss weights from the official names, for the ones the settings state."""
     out = {}
-    for ours, theirs in (("beta", "commit_loss_beta"), ("entropy_loss_ratio", "entropy_loss_ratio"),
+    for ours, theirs in (("commitment_weight", "commit_loss_beta"), ("entropy_weight", "entropy_loss_ratio"),
                          ("semantic_weight", "semantic_weight"), ("dropout", "dropout_p")):
         if theirs in settings:
             out[ours] = float(settings[theirs])
     if "disentanglement_ratio" in settings or "with_disentanglement" in settings:
         on = bool(settings.get("with_disentanglement", True))
-        out["disentangle_ratio"] = float(settings.get("disentanglement_ratio", 0.1)) if on else 0.0
+        out["disentangle_weight"] = float(settings.get("disentanglement_ratio", 0.1)) if on else 0.0
     return out
 
 
@@ -137,7 +137,7 @@ def fqgan_kwargs_from_official(sd: Mapping[str, torch.Tensor], settings: Mapping
     factor = 2 ** (len(ch_mult) - 1)
     pos = sd["encoder.visual_head.0.positional_embedding"] if "encoder.visual_head.0.positional_embedding" in sd else None
     image_size = int(round(pos.shape[0] ** 0.5)) * factor if pos is not None else 256
-    feat_dims = {b: int(sd[f"{h}.class_embedding"].shape[-1]) for b, h in _FEAT[variant].items()
+    teacher_dims = {b: int(sd[f"{h}.class_embedding"].shape[-1]) for b, h in _FEAT[variant].items()
                  if f"{h}.class_embedding" in sd}
     adapter_depth = len({m.group(1) for key in sd
                          if (m := re.match(r"encoder\.visual_head\.0\.transformer\.(\d+)\.", key))})
@@ -146,7 +146,7 @@ def fqgan_kwargs_from_official(sd: Mapping[str, torch.Tensor], settings: Mapping
     found = dict(variant=variant, codebook_size=int(k), codebook_dim=int(d),
                  z_channels=int(sd["post_quant_conv.weight"].shape[0]), ch=ch, ch_mult=ch_mult, num_res_blocks=num_res,
                  num_groups=32, image_size=image_size, adapter_depth=adapter_depth, adapter_heads=8,
-                 feat_dims=feat_dims, feat_depth=feat_depth or 3, feat_heads=8)
+                 teacher_dims=teacher_dims, feat_depth=feat_depth or 3, feat_heads=8)
     check_stated({"codebook_size": settings.get("codebook_size"), "codebook_dim": settings.get("codebook_embed_dim"),
                    "z_channels": settings.get("z_channels"), "ch_mult": declared,
                    "image_size": settings.get("image_size")}, found, source)
@@ -169,9 +169,9 @@ def convert_fqgan_quantizer(state_dict, config, *, config_path=None, files=None,
                          f"checkpoint holds {k}x{d}")
     if not c.get("codebook_l2_norm", True):
         raise ValueError("FQGAN checkpoints with codebook_l2_norm=False are not supported")
-    t = {"beta": 0.25, "entropy_loss_ratio": 0.0, "disentangle_ratio": 0.0, **_training_kwargs(c)}
-    q = FactorizedQuantizer(k, d, len(names), names=names, l2_norm=True, beta=t["beta"],
-                            entropy_loss_ratio=t["entropy_loss_ratio"], disentangle_ratio=t["disentangle_ratio"])
+    t = {"commitment_weight": 0.25, "entropy_weight": 0.0, "disentangle_weight": 0.0, **_training_kwargs(c)}
+    q = FactorizedQuantizer(k, d, len(names), names=names, l2_norm=True, beta=t["commitment_weight"],
+                            entropy_loss_ratio=t["entropy_weight"], disentangle_ratio=t["disentangle_weight"])
     own = {f"codebooks.{g}.weight": w for g, w in enumerate(weights)}
     return load_state_dict_strict(q, own, source=f"official FQGAN {variant} quantizer").eval()
 
@@ -242,9 +242,10 @@ def to_official_args(model) -> dict[str, Any]:
             raise ValueError(f"FQGAN {key}={c[key]} has no official setting (the official code uses {want})")
     args: dict[str, Any] = dict(
         codebook_size=int(c["codebook_size"]), codebook_embed_dim=int(c["codebook_dim"]), codebook_l2_norm=True,
-        commit_loss_beta=float(c["beta"]), entropy_loss_ratio=float(c["entropy_loss_ratio"]),
-        dropout_p=float(c["dropout"]), image_size=int(c["image_size"]), with_clip_supervision=bool(c["feat_dims"]),
-        with_disentanglement=float(c["disentangle_ratio"]) > 0, disentanglement_ratio=float(c["disentangle_ratio"]) or 0.1,
+        commit_loss_beta=float(c["commitment_weight"]), entropy_loss_ratio=float(c["entropy_weight"]),
+        dropout_p=float(c["dropout"]), image_size=int(c["image_size"]), with_clip_supervision=bool(c["teacher_dims"]),
+        with_disentanglement=float(c["disentangle_weight"]) > 0,
+        disentanglement_ratio=float(c["disentangle_weight"]) or 0.1,
         semantic_weight=float(c["semantic_weight"]))
     family = next((name for name, mult in VQ_MODELS.items() if list(mult) == list(c["ch_mult"])), None)
     if family is not None:

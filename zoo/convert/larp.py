@@ -26,7 +26,7 @@ released model: fixed patch position tables (``encoder_patch_pe``, ``decoder_pat
 the per-axis factors summed back), learned latent queries, a decoder patch token-type vector.
 
 Dropped on purpose: ``prior_model.*`` (LARP's GPTC prior is a training-time loss; inference
-never uses it). The model is built with ``prior=False``, ``encoder_norm=False`` (LARP has no norm
+never uses it). The model is built with ``prior=False``, ``enc_norm=False`` (LARP has no norm
 before the bottleneck) and ``signed_pixels=False`` (LARP works on [0, 1] pixels).
 """
 from __future__ import annotations
@@ -95,20 +95,20 @@ def larp_kwargs_from_official(config: Mapping[str, Any], sd: Mapping[str, torch.
     kwargs = dict(
         input_size=[int(c.get("frame_num", 16)), int(c.get("input_size", 128)), int(c.get("input_size", 128))],
         tubelet=tp, patch_size=p, num_tokens=int(c.get("bottleneck_token_num", 1024)),
-        encoder_dim=int(c.get("encoder_hidden_size", 768)), encoder_depth=int(c.get("encoder_depth", 6)),
-        encoder_heads=heads_e, decoder_dim=int(c.get("decoder_hidden_size", 768)),
-        decoder_depth=int(c.get("decoder_depth", 6)), decoder_heads=heads_d,
-        quantizer="vq", code_dim=int(bottleneck["bottleneck_dim"]), codebook_size=int(ra["codebook_size"]),
+        enc_width=int(c.get("encoder_hidden_size", 768)), enc_depth=int(c.get("encoder_depth", 6)),
+        enc_heads=heads_e, dec_width=int(c.get("decoder_hidden_size", 768)),
+        dec_depth=int(c.get("decoder_depth", 6)), dec_heads=heads_d,
+        quantizer="vq", codebook_dim=int(bottleneck["bottleneck_dim"]), codebook_size=int(ra["codebook_size"]),
         quantizer_kwargs={"stochastic_temperature": stochastic, "beta": float(ra.get("commitment_loss_weight", 0.25))},
-        recon_loss="l1", prior=False, signed_pixels=False, encoder_norm=False)
+        recon_loss="l1", prior=False, signed_pixels=False, enc_norm=False)
     emb = _need(sd, "bottleneck.regularizer.embedding.weight")
-    if tuple(emb.shape) != (kwargs["codebook_size"], kwargs["code_dim"]):
+    if tuple(emb.shape) != (kwargs["codebook_size"], kwargs["codebook_dim"]):
         raise CheckpointMismatchError(f"LARP codebook is {tuple(emb.shape)}, config says "
-                                      f"{(kwargs['codebook_size'], kwargs['code_dim'])}")
-    for part in ("encoder", "decoder"):
+                                      f"{(kwargs['codebook_size'], kwargs['codebook_dim'])}")
+    for part, key in (("encoder", "enc_depth"), ("decoder", "dec_depth")):
         depth = len({k.split(".")[2] for k in sd if k.startswith(f"{part}.blocks.")})
-        if depth != kwargs[f"{part}_depth"]:
-            raise CheckpointMismatchError(f"LARP {part} has {depth} blocks, config says {kwargs[f'{part}_depth']}")
+        if depth != kwargs[key]:
+            raise CheckpointMismatchError(f"LARP {part} has {depth} blocks, config says {kwargs[key]}")
     return kwargs
 
 
@@ -182,9 +182,9 @@ def convert_larp(state_dict, config, *, config_path=None, files=None, arch=None,
         raise ValueError("the LARP converter needs both the state dict (model.safetensors) and config.json")
     if "tokenizer_class" in config:  # an already converted zoo-format copy
         from ..api import tokenizer_class
+        from ..config_names import constructor_kwargs
 
-        cfg = {k: v for k, v in config.items() if k != "tokenizer_class"}
-        model = tokenizer_class(config["tokenizer_class"])(**cfg)
+        model = tokenizer_class(config["tokenizer_class"])(**constructor_kwargs(config, "zoo-format LARP config"))
         return load_state_dict_strict(model, state_dict, source="zoo-format LARP checkpoint").eval()
     # checkpoints saved from torch.compile / DDP wrappers carry "_orig_mod." / "module." prefixes
     state_dict = {k.replace("_orig_mod.", "").removeprefix("module."): v for k, v in state_dict.items()}
@@ -233,23 +233,23 @@ def to_official_config(model) -> dict[str, Any]:
     ``ValueError`` for settings LARP cannot express (a prior is training-only and left out)."""
     c = model.config
     t, h, w = model.input_size
-    want = {"quantizer": "vq", "signed_pixels": False, "encoder_norm": False}
+    want = {"quantizer": "vq", "signed_pixels": False, "enc_norm": False}
     bad = [f"{k}={c.get(k)!r}" for k, v in want.items() if c.get(k) != v] + ([f"input {h}x{w}"] if h != w else [])
     if bad:
         raise ValueError(f"no LARP layout for a Video1DTokenizer with {', '.join(bad)} (LARP: {want}, square frames)")
     qk = dict(c.get("quantizer_kwargs") or {})
     temperature = float(qk.get("stochastic_temperature", 0.0))
     return {
-        "bottleneck": {"name": "bottleneck", "args": {"bottleneck_dim": int(c["code_dim"]), "norm": "none", "regularizer": {
+        "bottleneck": {"name": "bottleneck", "args": {"bottleneck_dim": int(c["codebook_dim"]), "norm": "none", "regularizer": {
             "name": "vq", "args": {"codebook_size": int(c["codebook_size"]), "l2_normalized": True,
                                    "stochastic": temperature > 0, "stochastic_temperature": temperature,
                                    "commitment_loss_weight": float(qk.get("beta", 0.25))}}}},
         "bottleneck_token_num": int(c["num_tokens"]), "frame_num": t, "input_size": h, "in_channels": 3,
         "temporal_patch_size": model.tubelet, "patch_size": model.patch_size,
         "decoder_temporal_patch_size": model.tubelet, "decoder_patch_size": model.patch_size,
-        "encoder_hidden_size": int(c["encoder_dim"]), "encoder_depth": int(c["encoder_depth"]),
-        "encoder_num_heads": int(c["encoder_heads"]), "decoder_hidden_size": int(c["decoder_dim"]),
-        "decoder_depth": int(c["decoder_depth"]), "decoder_num_heads": int(c["decoder_heads"]),
+        "encoder_hidden_size": int(c["enc_width"]), "encoder_depth": int(c["enc_depth"]),
+        "encoder_num_heads": int(c["enc_heads"]), "decoder_hidden_size": int(c["dec_width"]),
+        "decoder_depth": int(c["dec_depth"]), "decoder_num_heads": int(c["dec_heads"]),
         "encoder_name": "none", "decoder_name": "none", "transformer_name": "transformer_encoder_parallel",
         "learned_encoder_patch_pe": False, "learned_encoder_latent_query_embed": True,
         "learned_decoder_latent_pe": False, "learned_decoder_patch_query_embed": False,

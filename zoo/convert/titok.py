@@ -167,9 +167,9 @@ def titok_kwargs_from_official(sd: Mapping[str, torch.Tensor], config: Mapping |
         image_size=image_size, enc_patch_size=enc_p, dec_patch_size=dec_p, enc_size=None, dec_size=None,
         enc_width=enc_w, enc_depth=_depth(sd, "encoder"), enc_heads=_heads(enc_w, "encoder"),
         dec_width=dec_w, dec_depth=_depth(sd, "decoder"), dec_heads=_heads(dec_w, "decoder"),
-        num_tokens=num_tokens, token_size=token_size, quantizer=mode, legacy_readout=legacy,
+        num_tokens=num_tokens, codebook_dim=token_size, quantizer=mode, legacy_readout=legacy,
         decoder_head="proxy" if legacy_head else "pixel", pixel_decoder=pixel_decoder,
-        beta=float(vq.get("commitment_cost", 0.25)), tail_drop=one_d_piece)
+        commitment_weight=float(vq.get("commitment_cost", 0.25)), tail_drop=one_d_piece)
     if mode == "vq":
         kwargs["codebook_size"] = int(sd["quantize.embedding.weight"].shape[0])
         kwargs["l2_norm"] = bool(vq.get("use_l2_norm", False))
@@ -202,11 +202,12 @@ def _no_extra(kw: dict) -> None:
 
 def _zoo_format(sd, config: Mapping, source: str):
     """A folder already converted by the zoo (``save_pretrained``: config has ``tokenizer_class``)."""
+    from ..config_names import constructor_kwargs
     from ..models.titok import TiTok
 
-    kwargs = {k: v for k, v in config.items() if k != "tokenizer_class"}
     if config["tokenizer_class"] != TiTok.__name__:
         raise ValueError(f"{source} holds a zoo {config['tokenizer_class']}, not a TiTok")
+    kwargs = constructor_kwargs(config, source)
     with parameters_on_meta():
         model = TiTok(**kwargs)
     load_state_dict_strict(model, sd, source=source)
@@ -276,7 +277,7 @@ def to_official_config(model) -> dict[str, Any]:
         return names[width]
 
     vq: dict[str, Any] = dict(
-        quantize_mode="vae" if model.quantize is None else "vq", token_size=model.token_size,
+        quantize_mode="vae" if model.quantize is None else "vq", token_size=model.codebook_dim,
         vit_enc_model_size=size(model.encoder.width, "encoder"), vit_dec_model_size=size(model.decoder.width, "decoder"),
         vit_enc_patch_size=int(model.encoder.patch_embed.proj.kernel_size[0]),
         vit_dec_patch_size=int(model.decoder.patch_size), num_latent_tokens=model.num_tokens,

@@ -54,7 +54,7 @@ VQ_MODELS = {"TokenFlow": (1, 1, 2, 2, 4)}
 #: the enhanced pixel decoder (``enhanced_decoder=True``): width and res blocks per level
 ENHANCED_DECODER = {"dec_ch": 256, "dec_num_res_blocks": 4}
 #: TokenFlow constructor arguments that only matter for training: the stored value wins, with a warning
-_TRAINING = ("beta", "entropy_loss_ratio", "scale_drop_prob", "semantic_weight")
+_TRAINING = ("commitment_weight", "entropy_weight", "scale_drop_prob", "semantic_weight")
 
 _DROPPED = ("codebook_used", "cluster_size", "embed_avg", "initted")
 
@@ -198,7 +198,7 @@ def tokenflow_kwargs_from_official(sd: Mapping[str, torch.Tensor], settings: Map
         check_stated({"ch_mult": m}, found, source)
     if not settings.get("codebook_l2_norm", True):
         raise ValueError("TokenFlow with codebook_l2_norm=False is not supported (the official code path is broken)")
-    for ours, theirs in (("beta", "commit_loss_beta"), ("entropy_loss_ratio", "entropy_loss_ratio")):
+    for ours, theirs in (("commitment_weight", "commit_loss_beta"), ("entropy_weight", "entropy_loss_ratio")):
         if theirs in settings:
             found[ours] = float(settings[theirs])
     return found
@@ -283,7 +283,7 @@ def to_official_args(model) -> dict:
         raise ValueError("only the shared-mapping TokenFlow has an official layout")
     args = dict(vq_model="TokenFlow", teacher="clipb_224", codebook_size=int(c["codebook_size"]),
                 codebook_embed_dim=int(c["pixel_dim"]), semantic_code_dim=int(c["semantic_dim"]), codebook_l2_norm=True,
-                commit_loss_beta=float(c["beta"]), entropy_loss_ratio=float(c["entropy_loss_ratio"]),
+                commit_loss_beta=float(c["commitment_weight"]), entropy_loss_ratio=float(c["entropy_weight"]),
                 enhanced_decoder=enhanced, infer_interpolate=scales == TOKENFLOW_SCALES["clipb_224_interpolate"],
                 image_size=int(model.grid * model.factor))
     if list(c["ch_mult"]) != list(VQ_MODELS["TokenFlow"]):

@@ -90,8 +90,9 @@ def infer_config(sd: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     for s in strides:
         hop *= s
     return dict(ratios=list(reversed(strides)), codebook_size=codebook_size, codebook_dim=codebook_dim,
-                n_filters=_shape(sd, "encoder.model.0.conv.conv.weight_v")[0], lstm_layers=lstm_layers, dim=dim,
-                intermediate_dim=intermediate_dim, num_layers=num_layers, num_bandwidths=num_bandwidths,
+                n_filters=_shape(sd, "encoder.model.0.conv.conv.weight_v")[0], lstm_layers=lstm_layers,
+                vocos_width=dim, vocos_mlp_hidden=intermediate_dim, vocos_depth=num_layers,
+                num_bandwidths=num_bandwidths,
                 n_fft=n_fft, hop_length=hop)
 
 
@@ -105,13 +106,16 @@ def _check_against_yaml(kwargs: dict[str, Any], config: Mapping[str, Any], sourc
     except (KeyError, AttributeError) as e:
         raise ValueError(f"{source} is not a WavTokenizer training yaml (no model.init_args.feature_extractor/"
                          f"backbone/head)") from e
+    # zoo keyword -> (yaml key, its value)
     expected = {
-        "ratios": fe.get("dowmsamples"), "codebook_size": fe.get("vq_bins"), "dim": bb.get("dim"),
-        "intermediate_dim": bb.get("intermediate_dim"), "num_layers": bb.get("num_layers"),
-        "num_bandwidths": bb.get("adanorm_num_embeddings"), "n_fft": hd.get("n_fft"),
-        "hop_length": hd.get("hop_length"), "codebook_dim": bb.get("input_channels"),
+        "ratios": ("dowmsamples", fe.get("dowmsamples")), "codebook_size": ("vq_bins", fe.get("vq_bins")),
+        "vocos_width": ("dim", bb.get("dim")), "vocos_mlp_hidden": ("intermediate_dim", bb.get("intermediate_dim")),
+        "vocos_depth": ("num_layers", bb.get("num_layers")),
+        "num_bandwidths": ("adanorm_num_embeddings", bb.get("adanorm_num_embeddings")),
+        "n_fft": ("n_fft", hd.get("n_fft")), "hop_length": ("hop_length", hd.get("hop_length")),
+        "codebook_dim": ("input_channels", bb.get("input_channels")),
     }
-    bad = [f"{k}: yaml {v} vs checkpoint {kwargs[k]}" for k, v in expected.items()
+    bad = [f"{theirs} (zoo {k}): yaml {v} vs checkpoint {kwargs[k]}" for k, (theirs, v) in expected.items()
            if v is not None and (list(v) if isinstance(v, (list, tuple)) else v) != kwargs[k]]
     if bad:
         raise ValueError(f"{source} does not describe this checkpoint (wrong yaml for this frame rate / size?): "
@@ -182,8 +186,9 @@ def to_official_config(model) -> dict[str, Any]:
             "dowmsamples": list(c["ratios"]), "vq_bins": int(c["codebook_size"]),
             "vq_kmeans": int(c["kmeans_iters"])}},
         "backbone": {"class_path": "decoder.models.VocosBackbone", "init_args": {
-            "input_channels": int(c["codebook_dim"]), "dim": int(c["dim"]), "intermediate_dim": int(c["intermediate_dim"]),
-            "num_layers": int(c["num_layers"]), "adanorm_num_embeddings": c["num_bandwidths"]}},
+            "input_channels": int(c["codebook_dim"]), "dim": int(c["vocos_width"]),
+            "intermediate_dim": int(c["vocos_mlp_hidden"]), "num_layers": int(c["vocos_depth"]),
+            "adanorm_num_embeddings": c["num_bandwidths"]}},
         "head": {"class_path": "decoder.heads.ISTFTHead", "init_args": {
-            "dim": int(c["dim"]), "n_fft": int(c["n_fft"]), "hop_length": int(c["hop_length"]),
+            "dim": int(c["vocos_width"]), "n_fft": int(c["n_fft"]), "hop_length": int(c["hop_length"]),
             "padding": c.get("padding", "same")}}}}}

@@ -20,8 +20,6 @@ import numpy as np
 import torch
 
 from ..api import Tokenizer, TokenizerOutput, Tokens
-from ..hub import WeightSource
-from ..registry import register_tokenizer
 from ..validate import check_sample_rate
 from .dmel_vocoder import VocosVocoder, griffin_lim, mel_to_linear
 
@@ -122,8 +120,8 @@ class DMel(Tokenizer):
     def __init__(self, sample_rate: int = 16000, n_fft: int = 1024, frame_size_ms: float = 50.0,
                  frame_stride_ms: float = 12.5, n_mels: int = 80, f_min: float = 80.0, f_max: float = 7600.0,
                  n_bits: int = 4, min_value: float = -7.0, max_value: float = 2.0, mel_floor: float = 1e-10,
-                 vocoder: str = "griffin_lim", griffin_lim_iters: int = 32, vocos_dim: int = 512,
-                 vocos_intermediate_dim: int = 1536, vocos_layers: int = 8, mel_weight: float = 45.0):
+                 vocoder: str = "griffin_lim", griffin_lim_iters: int = 32, vocos_width: int = 512,
+                 vocos_mlp_hidden: int = 1536, vocos_depth: int = 8, mel_weight: float = 45.0):
         super().__init__()
         self.win_length = round(sample_rate * frame_size_ms / 1000.0)
         self.hop_length = round(sample_rate * frame_stride_ms / 1000.0)
@@ -148,7 +146,7 @@ class DMel(Tokenizer):
         self.register_buffer("centers", centers, persistent=False)
         self.register_buffer("thresholds", _decision_thresholds(centers), persistent=False)
         self._groups = self._banded_groups(fbank)
-        self.vocos = (VocosVocoder(n_mels, vocos_dim, vocos_intermediate_dim, vocos_layers, n_fft=n_fft,
+        self.vocos = (VocosVocoder(n_mels, vocos_width, vocos_mlp_hidden, vocos_depth, n_fft=n_fft,
                                    hop_length=self.hop_length, center=(min_value + max_value) / 2,
                                    scale=(max_value - min_value) / 2) if vocoder == "vocos" else None)
 
@@ -401,38 +399,3 @@ class DMel(Tokenizer):
                 losses["mel"] = self.mel_weight * (self.log_mel(recon) - target).abs().mean()
         return TokenizerOutput(recon=recon, tokens=tokens, losses=losses, stats=stats,
                                extras={"log_mel": target, "dequantized": values})
-
-
-# ----------------------------------------------------------------------------- registry
-_PAPER = "https://arxiv.org/abs/2407.15835"
-_LICENSE = "apple-amlr (official dmel package licence; the zoo re-implementation is the zoo's)"
-_COMPRESSION = "80 frames/s x 80 channels x 4 bits = 25.6 kbit/s vs 16 kHz x 16 bit (256 kbit/s)"
-
-
-def _build(**kwargs) -> DMel:
-    return DMel(**kwargs)
-
-
-def _register_all() -> None:
-    common = dict(modality="audio", family="dmel", sample_rate=16000, token_shape=(81, 80), codebook_size=(16,) * 80,
-                  compression=_COMPRESSION, paper=_PAPER)
-    register_tokenizer(
-        "dmel.official", _build, kwargs=dict(OFFICIAL_DMEL_CONFIG), license=_LICENSE,
-        source=WeightSource(packaged="convert/dmel.py", files={}, converter="dmel"),
-        notes="Apple's dMel (github.com/apple/dmel @134d9dea, PyPI dmel 1.0.1) with the official example's "
-              "settings (12.5 ms stride). The tokenizer has no learned weights: its 'pretrained weights' are the "
-              "official configuration, so the source is the packaged converter zoo/convert/dmel.py (no file is "
-              "downloaded; pretrained=True and load_official('dmel', None, None) build the same thing). Decoding "
-              "uses Griffin-Lim (untrained); Apple released no vocoder. token_shape is for 1 s.", **common)
-    register_tokenizer(
-        "dmel_vocos.scratch", _build, license="Apache-2.0",
-        kwargs=dict(OFFICIAL_DMEL_CONFIG, vocoder="vocos", vocos_dim=512, vocos_intermediate_dim=1536, vocos_layers=8),
-        notes="official dMel tokens with an untrained Vocos vocoder (512 wide, 8 ConvNeXt blocks) to train "
-              "with the recipes", **common)
-    register_tokenizer(
-        "dmel_vocos_tiny.scratch", _build, license="Apache-2.0",
-        kwargs=dict(OFFICIAL_DMEL_CONFIG, vocoder="vocos", vocos_dim=64, vocos_intermediate_dim=192, vocos_layers=2),
-        notes="official dMel tokens with a tiny untrained Vocos vocoder for CPU recipes and tests", **common)
-
-
-_register_all()

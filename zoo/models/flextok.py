@@ -16,11 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..api import Tokenizer, TokenizerOutput, Tokens
-from ..hub import WeightSource
 from ..layers.autoencoder_kl import vae_decode
 from ..layers.flow import euler_sample, rf_loss, rf_noise, sample_timesteps
 from ..quant.fsq import FSQ
-from ..registry import register_tokenizer
 from .flextok_decoder import FlexTokDecoder
 from .flextok_encoder import FlexTokEncoder
 
@@ -75,7 +73,7 @@ class FlexTok(Tokenizer):
     Training (``forward``): nested_dropout (uniform | pow2 | uniform_pow2), cfg_dropout
     (probability of the null condition), timestep_sampling (see ``sample_timesteps``), and
     optional REPA: decoder block ``repa_layer``'s patch tokens are projected by an MLP to
-    ``repa_dim`` and aligned (cosine) to features of a frozen network
+    ``teacher_dim`` and aligned (cosine) to features of a frozen network
     (:meth:`set_repa_encoder` or ``forward(x, repa_target=...)``) with weight ``repa_weight``.
     decode_*: defaults of ``decode``.
     """
@@ -87,9 +85,9 @@ class FlexTok(Tokenizer):
     def __init__(self, image_size: int = 256, vae: dict | None = None, vae_scaling_factor: float | None = None,
                  vae_sample_posterior: bool = False, latent_channels: int = 16, patch_size: int = 2,
                  pos_grid: Sequence[int] | None = None, pos_scaling: str = "absolute",
-                 enc_dim: int = 768, enc_depth: int = 12, enc_head_dim: int = 64, enc_mlp_hidden: int | None = None,
+                 enc_width: int = 768, enc_depth: int = 12, enc_head_dim: int = 64, enc_mlp_hidden: int | None = None,
                  enc_head_norm: bool = True,
-                 dec_dim: int = 768, dec_depth: int = 12, dec_head_dim: int = 64, dec_mlp_hidden: int | None = None,
+                 dec_width: int = 768, dec_depth: int = 12, dec_head_dim: int = 64, dec_mlp_hidden: int | None = None,
                  num_registers: int = 256, fsq_levels: Sequence[int] = (8, 8, 8, 5, 5, 5),
                  fsq_drop_quant_p: float = 0.0,
                  attn_scale: float | str | None = "mup", norm_eps: float = 1e-5, bias: bool = False,
@@ -97,7 +95,7 @@ class FlexTok(Tokenizer):
                  register_pos: bool = True, time_freq_dim: int = 256, time_max_period: float = 256.0,
                  max_timestep: float = 1.0, nested_dropout: str = "uniform", cfg_dropout: float = 0.1,
                  timestep_sampling: str = "logit_normal", timestep_mode_scale: float = 0.0,
-                 repa_layer: int | None = None, repa_dim: int | None = None, repa_hidden: int = 2048,
+                 repa_layer: int | None = None, teacher_dim: int | None = None, repa_hidden: int = 2048,
                  repa_weight: float = 1.0, decode_steps: int = 20, decode_guidance: float = 7.5,
                  decode_apg: bool = True):
         super().__init__()
@@ -125,10 +123,10 @@ class FlexTok(Tokenizer):
         self.quantizer = FSQ(fsq_levels, channel_dim=-1, drop_quant_p=fsq_drop_quant_p)
         common = dict(latent_channels=latent_channels, num_registers=num_registers, token_dim=len(fsq_levels),
                       patch_size=patch_size, pos_grid=pos_grid, pos_scaling=pos_scaling, norm_eps=norm_eps, bias=bias)
-        self.encoder = FlexTokEncoder(dim=enc_dim, depth=enc_depth, head_dim=enc_head_dim, mlp_hidden=enc_mlp_hidden,
+        self.encoder = FlexTokEncoder(dim=enc_width, depth=enc_depth, head_dim=enc_head_dim, mlp_hidden=enc_mlp_hidden,
                                       attn_scale=_attn_scale(attn_scale, enc_head_dim), head_norm=enc_head_norm,
                                       **common)
-        self.decoder = FlexTokDecoder(dim=dec_dim, depth=dec_depth, head_dim=dec_head_dim, mlp_hidden=dec_mlp_hidden,
+        self.decoder = FlexTokDecoder(dim=dec_width, depth=dec_depth, head_dim=dec_head_dim, mlp_hidden=dec_mlp_hidden,
                                       attn_scale=_attn_scale(attn_scale, dec_head_dim), adaln_segments=adaln_segments,
                                       null_cond=null_cond, null_single_token=null_single_token,
                                       register_pos=register_pos, time_freq_dim=time_freq_dim,
@@ -138,12 +136,12 @@ class FlexTok(Tokenizer):
         self.repa_layer, self.repa_weight = repa_layer, repa_weight
         self.repa_proj = None
         if repa_layer is not None:
-            if repa_dim is None or not 0 <= repa_layer < dec_depth:
-                raise ValueError(f"REPA needs repa_dim and 0 <= repa_layer < dec_depth ({dec_depth}); "
-                                 f"got repa_layer={repa_layer}, repa_dim={repa_dim}")
-            self.repa_proj = nn.Sequential(nn.Linear(dec_dim, repa_hidden), nn.SiLU(),
+            if teacher_dim is None or not 0 <= repa_layer < dec_depth:
+                raise ValueError(f"REPA needs teacher_dim and 0 <= repa_layer < dec_depth ({dec_depth}); "
+                                 f"got repa_layer={repa_layer}, teacher_dim={teacher_dim}")
+            self.repa_proj = nn.Sequential(nn.Linear(dec_width, repa_hidden), nn.SiLU(),
                                            nn.Linear(repa_hidden, repa_hidden), nn.SiLU(),
-                                           nn.Linear(repa_hidden, repa_dim))
+                                           nn.Linear(repa_hidden, teacher_dim))
         self._repa_encoder: Callable | None = None
         self.decode_defaults = {"steps": decode_steps, "guidance": decode_guidance, "apg": decode_apg}
 
@@ -338,44 +336,3 @@ class FlexTok(Tokenizer):
         return TokenizerOutput(recon=recon, tokens=Tokens(ids=q.ids, lengths=keep_k, input_shape=(h, w)),
                                losses=losses, stats=stats,
                                extras={"latents": latents, "keep_k": keep_k, "t": t, "uncond": uncond, "velocity": v})
-
-
-# --------------------------------------------------------------------------- registry
-_PAPER = "FlexTok: Resampling Images into 1D Token Sequences of Flexible Length (arXiv 2502.13967, ICML 2025)"
-_LICENSE = "Apple Machine Learning Research Model License (weights; research use, never redistributed by the zoo)"
-
-
-def _flextok(**kwargs) -> FlexTok:
-    return FlexTok(**kwargs)
-
-
-def _arch(enc_depth: int, dec_depth: int) -> dict[str, Any]:
-    # FlexTok widths are 64 * depth, head_dim 64
-    return dict(image_size=256, enc_dim=64 * enc_depth, enc_depth=enc_depth, dec_dim=64 * dec_depth,
-                dec_depth=dec_depth, num_registers=256, fsq_levels=[8, 8, 8, 5, 5, 5])
-
-
-for _enc, _dec, _data, _tag in ((12, 12, "ImageNet-1k", "in1k"), (18, 18, "ImageNet-1k", "in1k"),
-                                (18, 28, "ImageNet-1k", "in1k"), (18, 28, "DFN", "dfn")):
-    _repo = f"EPFL-VILAB/flextok_d{_enc}_d{_dec}_{_tag}"
-    register_tokenizer(
-        f"flextok_d{_enc}_d{_dec}.{_tag}", _flextok, modality="image", family="flextok",
-        kwargs=_arch(_enc, _dec), input_size=(256, 256), token_shape=(256,), codebook_size=64000,
-        compression="1..256 tokens x 15.97 bits / 256x256x3x8 bits",
-        source=WeightSource(hf_repo=_repo, revision=None,
-                            files={"weights": "model.safetensors", "config": "config.json"}, converter="flextok"),
-        license=_LICENSE, paper=_PAPER,
-        notes=(f"Official {_data}-trained FlexTok d{_enc}-d{_dec} ({_repo}); converted on load from the Hydra "
-               "config (the VAE config is read from the config's hf_hub_path, EPFL-VILAB/flextok_vae_c16). "
-               "Revision not pinned: no hub commit hash was available offline. Decode defaults follow the "
-               "official README (20 Euler steps, guidance 7.5, APG). No published per-model numbers are "
-               "recorded here; the paper reports rFID / generation FID per token count (see its tables)."),
-    )
-
-register_tokenizer("flextok_tiny.untrained", _flextok, modality="image", family="flextok",
-                   kwargs=dict(image_size=64, vae=dict(VAE_SDXL_LIKE, block_out_channels=[16, 32, 64, 64],
-                                                       norm_num_groups=8, sample_size=64),
-                               vae_scaling_factor=1.0, enc_dim=128, enc_depth=2, dec_dim=128, dec_depth=2,
-                               num_registers=256),
-                   input_size=(64, 64), token_shape=(256,), codebook_size=64000,
-                   notes="Tiny untrained FlexTok for CPU tests and recipes.")

@@ -17,18 +17,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..api import Tokenizer, TokenizerOutput, Tokens
-from ..hub import WeightSource
 from ..layers.conv import ConvDecoder2d, ConvEncoder2d, group_norm
 from ..layers.transformer import Transformer
 from ..losses.semantic import semantic_alignment
 from ..quant.factorized import FactorizedQuantizer
-from ..registry import register_tokenizer
 
 __all__ = ["FQGAN", "FactorizedAdapter", "FeatPredHead", "BRANCHES"]
 
 BRANCHES = {"dual": ("vis", "sem"), "triple": ("vis", "sem_mid", "sem_high")}
-#: teacher feature widths of the released models (dual: CLIP ViT-L/14 CLS; triple: DINOv2-S, CLIP ViT-B/16)
-RELEASED_FEAT_DIMS = {"dual": {"sem": 1024}, "triple": {"sem_mid": 384, "sem_high": 768}}
 
 
 class FactorizedAdapter(nn.Module):
@@ -90,8 +86,9 @@ class FQGAN(Tokenizer):
     codebook_size / codebook_dim: per sub-codebook. ch, ch_mult, num_res_blocks, z_channels,
     num_groups: conv trunk (f = 2**(len(ch_mult)-1)). image_size: training resolution (sets the
     adapters' position count). adapter_depth=0 drops the transformer adapters.
-    feat_dims: ``{branch: teacher width}`` for the feature-prediction heads (None: no heads).
-    Loss weights as FQGAN: beta, entropy_loss_ratio, disentangle_ratio, semantic_weight;
+    teacher_dims: ``{branch: teacher width}`` for the feature-prediction heads (None: no heads).
+    Loss weights (FQGAN's commit_loss_beta, entropy_loss_ratio, disentanglement_ratio, semantic_weight):
+    commitment_weight, entropy_weight, disentangle_weight, semantic_weight;
     semantic_loss ``"infonce"`` (FQGAN) or ``"cosine"``.
     """
 
@@ -100,16 +97,17 @@ class FQGAN(Tokenizer):
     def __init__(self, variant: str = "dual", codebook_size: int = 16384, codebook_dim: int = 8,
                  z_channels: int = 256, ch: int = 128, ch_mult: Sequence[int] = (1, 1, 2, 2, 4),
                  num_res_blocks: int = 2, num_groups: int = 32, dropout: float = 0.0, image_size: int = 256,
-                 adapter_depth: int = 6, adapter_heads: int = 8, feat_dims: dict | None = None,
-                 feat_depth: int = 3, feat_heads: int = 8, beta: float = 0.25, entropy_loss_ratio: float = 0.0,
-                 disentangle_ratio: float = 0.0, semantic_weight: float = 0.5, semantic_loss: str = "infonce"):
+                 adapter_depth: int = 6, adapter_heads: int = 8, teacher_dims: dict | None = None,
+                 feat_depth: int = 3, feat_heads: int = 8, commitment_weight: float = 0.25,
+                 entropy_weight: float = 0.0, disentangle_weight: float = 0.0, semantic_weight: float = 0.5,
+                 semantic_loss: str = "infonce"):
         super().__init__()
         if variant not in BRANCHES:
             raise ValueError(f"variant must be one of {sorted(BRANCHES)}, got {variant!r}")
         self.branches = BRANCHES[variant]
-        feat_dims = dict(feat_dims or {})
-        if set(feat_dims) - set(self.branches):
-            raise ValueError(f"feat_dims keys {sorted(feat_dims)} are not branches of {variant}: {self.branches}")
+        teacher_dims = dict(teacher_dims or {})
+        if set(teacher_dims) - set(self.branches):
+            raise ValueError(f"teacher_dims keys {sorted(teacher_dims)} are not branches of {variant}: {self.branches}")
         self.encoder = ConvEncoder2d(3, ch, ch_mult, num_res_blocks, z_channels=None, dropout=dropout,
                                      num_groups=num_groups)
         self.factor = self.encoder.downsample_factor
@@ -121,13 +119,13 @@ class FQGAN(Tokenizer):
         self.heads = nn.ModuleList(_BranchHead(width, z_channels, grid, adapter_depth, adapter_heads, num_groups)
                                    for _ in self.branches)
         self.quant_convs = nn.ModuleList(nn.Conv2d(z_channels, codebook_dim, 1) for _ in self.branches)
-        self.quantizer = FactorizedQuantizer(codebook_size, codebook_dim, len(self.branches), beta=beta,
-                                             entropy_loss_ratio=entropy_loss_ratio, l2_norm=True,
-                                             disentangle_ratio=disentangle_ratio, names=self.branches)
+        self.quantizer = FactorizedQuantizer(codebook_size, codebook_dim, len(self.branches), beta=commitment_weight,
+                                             entropy_loss_ratio=entropy_weight, l2_norm=True,
+                                             disentangle_ratio=disentangle_weight, names=self.branches)
         self.post_quant_conv = nn.Conv2d(codebook_dim * len(self.branches), z_channels, 1)
         self.decoder = ConvDecoder2d(z_channels, ch, ch_mult, num_res_blocks, 3, dropout, num_groups)
         self.feat_heads = nn.ModuleDict({name: FeatPredHead(codebook_dim, d, grid, feat_depth, feat_heads)
-                                         for name, d in feat_dims.items()})
+                                         for name, d in teacher_dims.items()})
         self.semantic_weight, self.semantic_loss = semantic_weight, semantic_loss
         self._teachers: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
 
@@ -153,7 +151,7 @@ class FQGAN(Tokenizer):
 
     def set_teacher(self, branch: str, teacher: Callable[[torch.Tensor], torch.Tensor] | None) -> None:
         """Frozen feature network for ``branch``: images ``[B, 3, H, W]`` in [0, 1] -> ``[B, D]``
-        (D = ``feat_dims[branch]``). Not saved with the model; None removes it."""
+        (D = ``teacher_dims[branch]``). Not saved with the model; None removes it."""
         if branch not in self.feat_heads:
             raise ValueError(f"branch {branch!r} has no feature-prediction head (have {list(self.feat_heads)})")
         if teacher is None:
@@ -214,44 +212,3 @@ class FQGAN(Tokenizer):
         h, w = self._grid(tokens)
         z_q = self.quantizer.ids_to_latents(ids.view(ids.shape[0], h, w, -1))
         return (self.decode_latents(z_q) + 1.0) / 2.0
-
-
-# ---------------------------------------------------------------------- registry
-_RELEASED = dict(codebook_size=16384, codebook_dim=8, z_channels=256, ch=128, num_res_blocks=2, num_groups=32,
-                 image_size=256, adapter_depth=6, adapter_heads=8, feat_depth=3, feat_heads=8, beta=0.25,
-                 entropy_loss_ratio=0.03, disentangle_ratio=0.1, semantic_weight=0.5)
-_FQGAN_NOTE = ("Official checkpoint from github.com/showlab/FQGAN (README table), converted by zoo.convert.fqgan "
-               "(the EMA weights when the file holds them; architecture from the weights and the stored training "
-               "args, checked against this entry). Whole-model parity is tested on fixtures made by running the "
-               "official VQModel code (dual at /16 and /8, shrunk widths: tests/convert/test_fqgan_whole_golden.py; "
-               "ids exact, unclamped decode within 1e-4), not on the released files (no network here). "
-               "No revision hash could be looked up offline: the revision is unpinned (main). rFID on ImageNet "
-               "val 256x256 as published in the README.")
-
-
-def _register() -> None:
-    for variant, ds, mult, rfid, fname in (("dual", 16, (1, 1, 2, 2, 4), 0.94, "fqgan_dual_ds16.pt"),
-                                           ("triple", 16, (1, 1, 2, 2, 4), 0.76, "fqgan_triple_ds16.pt"),
-                                           ("dual", 8, (1, 2, 2, 4), 0.32, "fqgan_dual_ds8.pt"),
-                                           ("triple", 8, (1, 2, 2, 4), 0.24, "fqgan_triple_ds8.pt")):
-        kwargs = dict(_RELEASED, variant=variant, ch_mult=list(mult), feat_dims=RELEASED_FEAT_DIMS[variant])
-        g = len(BRANCHES[variant])
-        n = (256 // ds) ** 2
-        register_tokenizer(
-            f"fqgan_{variant}_ds{ds}.in1k", FQGAN, modality="image", family="fqgan", kwargs=kwargs,
-            input_size=(256, 256), token_shape=(n, g), codebook_size=(16384,) * g,
-            compression=f"{n} tokens x {g} x 14 bits / 256x256x3x8 bits",
-            source=WeightSource(hf_repo="ZechenBai/FQGAN", revision=None, files={"weights": fname},
-                                converter="fqgan"),
-            license="CC-BY-NC-4.0 (code repository licence; the weights carry no separate licence)",
-            paper="arXiv:2411.16681", metrics={"rfid_in1k_val_256": rfid}, notes=_FQGAN_NOTE)
-    register_tokenizer("fqgan_tiny.untrained", FQGAN, modality="image", family="fqgan",
-                       kwargs=dict(variant="dual", codebook_size=256, codebook_dim=8, z_channels=16, ch=16,
-                                   ch_mult=[1, 2, 2], num_res_blocks=1, num_groups=8, image_size=32,
-                                   adapter_depth=1, adapter_heads=4, feat_dims={"sem": 48}, feat_depth=1,
-                                   feat_heads=4, entropy_loss_ratio=0.03, disentangle_ratio=0.1),
-                       input_size=(32, 32), token_shape=(64, 2), codebook_size=(256, 256),
-                       notes="Tiny CPU-trainable configuration (tests, recipes); no weights.")
-
-
-_register()

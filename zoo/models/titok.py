@@ -3,12 +3,12 @@
 Image ``[B, 3, S, S]`` in [0, 1] -> N token ids ``[B, N]`` -> image. Variants, all options of
 :class:`TiTok`:
 
-* quantizer ``"vq"``: VQ over ``token_size``-dim latents, optionally l2-normalised (the legacy
+* quantizer ``"vq"``: VQ over ``codebook_dim``-dim latents, optionally l2-normalised (the legacy
   4096 x 12 cosine codebook; the single-stage 8192 x 64 codebook has no normalisation);
   ``"vae"``: continuous diagonal-Gaussian latents (``encode`` keeps the posterior mean in
   ``Tokens.extras["latents"]``, ``ids`` are zero placeholders; ``decode`` also takes the latents
-  ``[B, N, token_size]`` directly; ``codebook_size`` is 1); ``"fsq"``: finite scalar quantization
-  with ``fsq_levels`` (one level count per latent channel, so ``token_size = len(fsq_levels)``;
+  ``[B, N, codebook_dim]`` directly; ``codebook_size`` is 1); ``"fsq"``: finite scalar quantization
+  with ``fsq_levels`` (one level count per latent channel, so ``codebook_dim = len(fsq_levels)``;
   no codebook to collapse, no auxiliary losses; used by the demo tokenizer).
 * decoder head ``"pixel"`` (single-stage models) or ``"proxy"`` (legacy two-stage models: 1024-way
   MaskGIT-VQGAN code logits; with ``pixel_decoder`` set, the logits are softmaxed, mixed over
@@ -54,9 +54,10 @@ class TiTok(Tokenizer):
     image_size, enc_patch_size, dec_patch_size: input side S and ViT patch sizes (S % p == 0).
     enc_size / dec_size: ``"small" | "base" | "large"`` presets (512/8/8, 768/12/12, 1024/24/16);
         ``*_width`` / ``*_depth`` / ``*_heads`` override them (heads default to width / 64).
-    num_tokens: N latent tokens; token_size: latent dim; codebook_size: VQ codes (default 4096; FSQ:
+    num_tokens: N latent tokens; codebook_dim: latent dim; codebook_size: VQ codes (default 4096; FSQ:
         prod(fsq_levels), which it must equal when given).
-    quantizer: ``"vq"``, ``"fsq"`` or ``"vae"``; l2_norm: cosine VQ; beta: commitment weight.
+    quantizer: ``"vq"``, ``"fsq"`` or ``"vae"``; l2_norm: cosine VQ; commitment_weight: the VQ
+        commitment loss weight (beta).
     fsq_levels: FSQ levels per channel (``quantizer="fsq"`` only; ``codebook_size = prod(levels)``).
     legacy_readout: the legacy encoder's raw reshape before the output projection.
     decoder_head: ``"pixel"`` or ``"proxy"``; pixel_decoder: MaskGIT-VQGAN decoder config
@@ -77,8 +78,8 @@ class TiTok(Tokenizer):
                  enc_size: str | None = "large", dec_size: str | None = "large",
                  enc_width: int | None = None, enc_depth: int | None = None, enc_heads: int | None = None,
                  dec_width: int | None = None, dec_depth: int | None = None, dec_heads: int | None = None,
-                 num_tokens: int = 32, token_size: int = 12, codebook_size: int | None = None, quantizer: str = "vq",
-                 l2_norm: bool = True, beta: float = 0.25, legacy_readout: bool = True,
+                 num_tokens: int = 32, codebook_dim: int = 12, codebook_size: int | None = None, quantizer: str = "vq",
+                 l2_norm: bool = True, commitment_weight: float = 0.25, legacy_readout: bool = True,
                  decoder_head: str = "proxy", pixel_decoder: dict | None = None, proxy_weights: str | None = None,
                  tail_drop: bool = False, text_dim: int = 0, text_len: int = 0, kl_weight: float = 1e-6,
                  fsq_levels: list[int] | None = None, tail_drop_prob: float = 1.0):
@@ -87,8 +88,8 @@ class TiTok(Tokenizer):
             raise ValueError(f"quantizer must be 'vq', 'fsq' or 'vae', got {quantizer!r}")
         if (quantizer == "fsq") != (fsq_levels is not None):
             raise ValueError("fsq_levels is required with quantizer='fsq' and only used by it")
-        if quantizer == "fsq" and len(fsq_levels) != token_size:
-            raise ValueError(f"FSQ quantizes each latent channel: token_size ({token_size}) must equal "
+        if quantizer == "fsq" and len(fsq_levels) != codebook_dim:
+            raise ValueError(f"FSQ quantizes each latent channel: codebook_dim ({codebook_dim}) must equal "
                              f"len(fsq_levels) ({len(fsq_levels)})")
         if quantizer == "fsq":
             if codebook_size not in (None, math.prod(fsq_levels)):
@@ -101,23 +102,25 @@ class TiTok(Tokenizer):
             raise ValueError(f"decoder_head must be 'pixel' or 'proxy', got {decoder_head!r}")
         if pixel_decoder is not None and decoder_head != "proxy":
             raise ValueError("pixel_decoder (MaskGIT-VQGAN) is only used with decoder_head='proxy'")
-        if num_tokens < 1 or token_size < 1 or (quantizer == "vq" and codebook_size < 2):
-            raise ValueError(f"invalid num_tokens={num_tokens}, token_size={token_size}, codebook_size={codebook_size}")
+        if num_tokens < 1 or codebook_dim < 1 or (quantizer == "vq" and codebook_size < 2):
+            raise ValueError(f"invalid num_tokens={num_tokens}, codebook_dim={codebook_dim}, "
+                             f"codebook_size={codebook_size}")
         if not 0.0 < float(tail_drop_prob) <= 1.0:
             raise ValueError(f"tail_drop_prob must be in (0, 1], got {tail_drop_prob}")
         if bool(text_dim) != bool(text_len):
             raise ValueError(f"text_dim and text_len must both be set or both 0, got {text_dim}, {text_len}")
         ew, ed, eh = _vit(enc_size, enc_width, enc_depth, enc_heads, "enc")
         dw, dd, dh = _vit(dec_size, dec_width, dec_depth, dec_heads, "dec")
-        self.image_size, self.num_tokens, self.token_size = image_size, num_tokens, token_size
+        self.image_size, self.num_tokens, self.codebook_dim = image_size, num_tokens, codebook_dim
         self.quantizer_mode, self.decoder_head, self.tail_drop = quantizer, decoder_head, tail_drop
         self.kl_weight, self.tail_drop_prob = kl_weight, float(tail_drop_prob)
-        out_dim = 2 * token_size if quantizer == "vae" else token_size
+        out_dim = 2 * codebook_dim if quantizer == "vae" else codebook_dim
         self.encoder = TiTokEncoder(image_size, enc_patch_size, ew, ed, eh, num_tokens, out_dim, legacy_readout)
-        self.decoder = TiTokDecoder(image_size, dec_patch_size, dw, dd, dh, num_tokens, token_size, decoder_head,
+        self.decoder = TiTokDecoder(image_size, dec_patch_size, dw, dd, dh, num_tokens, codebook_dim, decoder_head,
                                     text_dim=text_dim, text_len=text_len)
         if quantizer == "vq":
-            self.quantize = VectorQuantizer(codebook_size, token_size, beta=beta, l2_norm=l2_norm, channel_dim=-1)
+            self.quantize = VectorQuantizer(codebook_size, codebook_dim, beta=commitment_weight, l2_norm=l2_norm,
+                                            channel_dim=-1)
         elif quantizer == "fsq":
             self.quantize = FSQ(fsq_levels, channel_dim=-1)
         else:
@@ -175,14 +178,14 @@ class TiTok(Tokenizer):
 
     # ----------------------------------------------------------------- latents
     def encode_latents(self, x: torch.Tensor) -> torch.Tensor:
-        """Image ``[B, 3, S, S]`` in [0, 1] -> encoder output ``[B, N, C]`` (VAE: C = 2 * token_size,
+        """Image ``[B, 3, S, S]`` in [0, 1] -> encoder output ``[B, N, C]`` (VAE: C = 2 * codebook_dim,
         mean then log-variance)."""
         self._check_size(x.shape[-2:])
         return self.encoder(x)
 
     def latents_to_pixels(self, z: torch.Tensor, key_padding: torch.Tensor | None = None,
                           text_guidance: torch.Tensor | None = None) -> torch.Tensor:
-        """Latent tokens ``[B, L, token_size]`` -> raw image ``[B, 3, S, S]`` (or proxy logits
+        """Latent tokens ``[B, L, codebook_dim]`` -> raw image ``[B, 3, S, S]`` (or proxy logits
         ``[B, 1024, g, g]`` for a proxy head without pixel decoder and proxy tokenizer)."""
         out = self.decoder(z, key_padding=key_padding, text=text_guidance)
         if self.decoder_head == "pixel":
@@ -209,7 +212,7 @@ class TiTok(Tokenizer):
                 tokens = Tokens(ids=torch.zeros(tokens.shape[:2], dtype=torch.long, device=tokens.device),
                                 extras={"latents": tokens})
             if not isinstance(tokens, Tokens) or "latents" not in tokens.extras:
-                raise TypeError("this TiTok is continuous (VAE): decode takes the latents [B, N, token_size] or "
+                raise TypeError("this TiTok is continuous (VAE): decode takes the latents [B, N, codebook_dim] or "
                                 "the Tokens returned by encode (latents in extras['latents'])")
             return tokens.to(self.device)
         return super()._as_tokens(tokens)
@@ -217,7 +220,7 @@ class TiTok(Tokenizer):
     def _encode(self, x: torch.Tensor, length: int | None = None) -> Tokens:
         z = self.encode_latents(x)
         if self.quantize is None:
-            mean = z[..., :self.token_size].float()
+            mean = z[..., :self.codebook_dim].float()
             if length is not None:
                 mean = mean[:, :self._length(length, mean.shape[1])]
             return Tokens(ids=torch.zeros(mean.shape[:2], dtype=torch.long, device=mean.device),
@@ -239,8 +242,8 @@ class TiTok(Tokenizer):
         text_guidance: TA-TiTok's CLIP text features ``[B, 77, 768]``."""
         if self.quantize is None:
             z = tokens.extras["latents"].to(self.device, torch.float32)
-            if z.dim() != 3 or z.shape[-1] != self.token_size:
-                raise ValueError(f"latents must be [B, N, {self.token_size}], got {tuple(z.shape)}")
+            if z.dim() != 3 or z.shape[-1] != self.codebook_dim:
+                raise ValueError(f"latents must be [B, N, {self.codebook_dim}], got {tuple(z.shape)}")
         else:
             if tokens.ids.dim() != 2:
                 raise ValueError(f"TiTok ids are [B, N], got {tuple(tokens.ids.shape)}")

@@ -21,13 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..api import Tokenizer, TokenizerOutput, Tokens
-from ..hub import WeightSource
 from ..layers.conv import ConvDecoder2d, ConvEncoder2d
 from ..layers.transformer import Block
 from ..losses.semantic import cosine_alignment
 from ..quant.dual import (TOKENFLOW_SCALES, DualCodebookQuantizer, MultiScaleResidualQuantizer,
                           SharedMappingQuantizer)
-from ..registry import register_tokenizer
 
 __all__ = ["TokenFlow", "ClipVisionEncoder", "TokenViTDecoder"]
 
@@ -136,7 +134,8 @@ class TokenFlow(Tokenizer):
     sem_dec_depth, sem_dec_heads) + ``decode_task_layer`` to ``teacher_dim`` features.
     Grid side = image_size / patch_size = pixel downsampling. scales: multi-scale schedule (last =
     grid side; default TokenFlow's clipb_224 prefix that fits the grid). scale_drop_prob: 0.1 in
-    TokenFlow. Loss weights: beta (commitment), entropy_loss_ratio, semantic_weight.
+    TokenFlow. Loss weights: commitment_weight (the official commit_loss_beta), entropy_weight (the official
+    entropy_loss_ratio), semantic_weight.
     codebook_mapping: ``"shared"`` (TokenFlow: one index for both codebooks, ids ``[B, T]``) or
     ``"separate"`` (DualToken-style: own index per codebook, ids ``[B, T, 2]``, semantic first).
     """
@@ -150,7 +149,7 @@ class TokenFlow(Tokenizer):
                  sem_width: int = 768, sem_depth: int = 12, sem_heads: int = 12, sem_pos_grid: int | None = None,
                  sem_dec_width: int | None = None, sem_dec_depth: int = 3, sem_dec_heads: int | None = None,
                  teacher_dim: int = 512, scales: Sequence[int] | None = None, scale_drop_prob: float = 0.1,
-                 beta: float = 0.25, entropy_loss_ratio: float = 0.0, semantic_weight: float = 1.0,
+                 commitment_weight: float = 0.25, entropy_weight: float = 0.0, semantic_weight: float = 1.0,
                  codebook_mapping: str = "shared"):
         super().__init__()
         self.encoder = ConvEncoder2d(3, ch, ch_mult, num_res_blocks, z_channels, num_groups=num_groups)
@@ -170,11 +169,11 @@ class TokenFlow(Tokenizer):
         self.encode_task_layer = _task_layer(sem_width, semantic_dim)
         self.quant_conv = nn.Conv2d(z_channels, pixel_dim, 1)
         if codebook_mapping == "shared":
-            inner = SharedMappingQuantizer(codebook_size, semantic_dim, pixel_dim, beta=beta,
-                                           entropy_loss_ratio=entropy_loss_ratio)
+            inner = SharedMappingQuantizer(codebook_size, semantic_dim, pixel_dim, beta=commitment_weight,
+                                           entropy_loss_ratio=entropy_weight)
         elif codebook_mapping == "separate":
-            inner = DualCodebookQuantizer(codebook_size, semantic_dim, pixel_dim, beta=beta,
-                                          entropy_loss_ratio=entropy_loss_ratio)
+            inner = DualCodebookQuantizer(codebook_size, semantic_dim, pixel_dim, beta=commitment_weight,
+                                          entropy_loss_ratio=entropy_weight)
         else:
             raise ValueError(f"codebook_mapping must be 'shared' or 'separate', got {codebook_mapping!r}")
         self.quantizer = MultiScaleResidualQuantizer(inner, scales, scale_drop_prob)
@@ -253,34 +252,3 @@ class TokenFlow(Tokenizer):
         tokens = self._as_tokens(tokens)
         with torch.inference_mode():
             return self.decode_latents(self.quantizer.ids_to_latents(tokens.ids))[1]
-
-
-register_tokenizer(
-    "tokenflow_clipb_32k_enhanced.t2i", TokenFlow, modality="image", family="tokenflow",
-    kwargs=dict(codebook_size=32768, semantic_dim=32, pixel_dim=8, image_size=256, ch=128, ch_mult=[1, 1, 2, 2, 4],
-                num_res_blocks=2, z_channels=256, num_groups=32, dec_ch=256, dec_num_res_blocks=4, patch_size=16,
-                sem_width=768, sem_depth=12, sem_heads=12, sem_pos_grid=14, sem_dec_width=768, sem_dec_depth=3,
-                sem_dec_heads=12, teacher_dim=512, scales=list(TOKENFLOW_SCALES["clipb_224_interpolate"])),
-    input_size=(256, 256), token_shape=(sum(s * s for s in TOKENFLOW_SCALES["clipb_224_interpolate"]),),
-    codebook_size=32768, compression="1 + 4 + ... + 256 = 817 multi-scale tokens x 15 bits / 256x256x3x8 bits",
-    source=WeightSource(hf_repo="ByteFlow-AI/TokenFlow", revision=None,
-                        files={"weights": "tokenflow_clipb_32k_enhanced.pt"}, converter="tokenflow"),
-    license="Apache-2.0 (code repository licence; the weights carry no separate licence)",
-    paper="arXiv:2412.03069",
-    notes=("Official TokenFlow tokenizer of the text-to-image model (CLIP ViT-B/16 teacher, 32k shared codebook, "
-           "enhanced decoder), evaluated by the authors at 256x256 with interpolated positions and scales up to 16 "
-           "(scripts/reconstruction_vq.sh); the file stores no resolution, this entry gives it. Converted by "
-           "zoo.convert.tokenflow (architecture from the weights and the stored training args, checked against this "
-           "entry). Whole-model parity is tested on a fixture made by running the official code (shrunk widths, the "
-           "224-px schedule, 561 ids: tests/convert/test_tokenflow_whole_golden.py), not on the released file and "
-           "not at the 256-px interpolated schedule (no network here); the "
-           "revision is unpinned (main). The README publishes no reconstruction numbers for this file: metrics "
-           "left empty."))
-
-register_tokenizer(
-    "tokenflow_tiny.untrained", TokenFlow, modality="image", family="tokenflow",
-    kwargs=dict(codebook_size=256, semantic_dim=16, pixel_dim=8, image_size=32, ch=16, ch_mult=[1, 2, 2],
-                num_res_blocks=1, z_channels=32, num_groups=8, patch_size=4, sem_width=64, sem_depth=2,
-                sem_heads=4, sem_dec_depth=1, teacher_dim=48, scales=[1, 2, 4, 6, 8]),
-    input_size=(32, 32), token_shape=(121,), codebook_size=256,
-    notes="Tiny CPU-trainable TokenFlow-style configuration (tests, recipes); no weights.")

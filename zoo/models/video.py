@@ -2,7 +2,7 @@
 
 Encoder: tubelet patches (``tubelet x patch x patch``) + factorised space-time position
 embeddings, followed by K learned latent queries; a ViT reads both and the K query outputs
-are projected to ``code_dim`` and quantised (l2-normalised VQ, or FSQ / LFQ). Decoder: the K
+are projected to ``codebook_dim`` and quantised (l2-normalised VQ, or FSQ / LFQ). Decoder: the K
 codes (+ learned 1D positions, sin-cos initialised) followed by one mask query per tubelet
 (+ factorised positions); a ViT and a linear head turn the mask queries back into tubelet pixels.
 Optional (``prior=True``): LARP's autoregressive prior, a small causal transformer trained
@@ -18,9 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..api import Tokenizer, TokenizerOutput, Tokens
-from ..hub import WeightSource
 from ..layers import PatchEmbed3d, Transformer, sincos_1d, unpatchify_3d
-from ..registry import register_tokenizer
 from .video_prior import LatentPrior
 from .video_quant import build_quantizer, codebook_vectors
 
@@ -50,28 +48,28 @@ class Video1DTokenizer(Tokenizer):
 
     input_size: (T, H, W) clip size; tubelet, patch_size: tubelet extent in frames / pixels.
     num_tokens: K latent tokens. encoder_* / decoder_*: ViT width, depth, heads.
-    quantizer: ``"vq"`` (``codebook_size`` codes of ``code_dim``, l2-normalised),
+    quantizer: ``"vq"`` (``codebook_size`` codes of ``codebook_dim``, l2-normalised),
         ``"fsq"`` (``fsq_levels``) or ``"lfq"`` (``codebook_size`` = 2**bits).
     recon_loss: ``"l1"`` or ``"mse"`` on the model's pixels; quant_weight scales quantizer losses.
     signed_pixels: the networks see / produce pixels in [-1, 1] (True) or in [0, 1] (False, LARP).
-    encoder_norm: LayerNorm on the encoder's query outputs before the code projection (LARP: none).
+    enc_norm: LayerNorm on the encoder's query outputs before the code projection (LARP: none).
     query_init_std: std of the latent queries' Gaussian init (LARP: 0.02); latent_pos_init_scale:
         factor on the decoder's sin-cos latent positions at init. Small models train more reliably
         with distinct queries (std ~1) and positions that do not drown the codes (~0.1).
-    prior: add LARP's AR prior (width ``prior_dim``, ``prior_depth`` layers, ``prior_heads``),
+    prior: add LARP's AR prior (width ``prior_width``, ``prior_depth`` layers, ``prior_heads``),
         its next-token cross-entropy weighted by ``prior_weight``.
     """
 
     modality = "video"
 
     def __init__(self, input_size=(16, 128, 128), tubelet: int = 4, patch_size: int = 8, num_tokens: int = 1024,
-                 encoder_dim: int = 768, encoder_depth: int = 12, encoder_heads: int = 12,
-                 decoder_dim: int = 768, decoder_depth: int = 12, decoder_heads: int = 12, mlp_ratio: float = 4.0,
-                 quantizer: str = "vq", code_dim: int = 16, codebook_size: int = 8192, fsq_levels=None,
+                 enc_width: int = 768, enc_depth: int = 12, enc_heads: int = 12,
+                 dec_width: int = 768, dec_depth: int = 12, dec_heads: int = 12, mlp_ratio: float = 4.0,
+                 quantizer: str = "vq", codebook_dim: int = 16, codebook_size: int = 8192, fsq_levels=None,
                  quantizer_kwargs: dict | None = None, recon_loss: str = "l1", quant_weight: float = 0.1,
-                 prior: bool = False, prior_dim: int = 384, prior_depth: int = 12, prior_heads: int = 6,
+                 prior: bool = False, prior_width: int = 384, prior_depth: int = 12, prior_heads: int = 6,
                  prior_weight: float = 0.06, prior_temperature: float = 1.0, signed_pixels: bool = True,
-                 encoder_norm: bool = True, query_init_std: float = 0.02, latent_pos_init_scale: float = 1.0):
+                 enc_norm: bool = True, query_init_std: float = 0.02, latent_pos_init_scale: float = 1.0):
         super().__init__()
         t, h, w = (int(v) for v in input_size)
         if t % tubelet or h % patch_size or w % patch_size:
@@ -84,25 +82,25 @@ class Video1DTokenizer(Tokenizer):
         self.recon_loss, self.quant_weight, self.prior_weight = recon_loss, quant_weight, prior_weight
         self.signed_pixels = signed_pixels
 
-        self.patch_embed = PatchEmbed3d(3, encoder_dim, patch_size, tubelet)
-        self.encoder_pos = FactorizedPosEmbed3d(self.grid, encoder_dim)
-        self.latent_queries = nn.Parameter(torch.randn(num_tokens, encoder_dim) * query_init_std)
-        self.encoder = Transformer(encoder_dim, encoder_depth, encoder_heads, mlp_ratio=mlp_ratio)
-        self.encoder_norm = nn.LayerNorm(encoder_dim) if encoder_norm else nn.Identity()
+        self.patch_embed = PatchEmbed3d(3, enc_width, patch_size, tubelet)
+        self.encoder_pos = FactorizedPosEmbed3d(self.grid, enc_width)
+        self.latent_queries = nn.Parameter(torch.randn(num_tokens, enc_width) * query_init_std)
+        self.encoder = Transformer(enc_width, enc_depth, enc_heads, mlp_ratio=mlp_ratio)
+        self.encoder_norm = nn.LayerNorm(enc_width) if enc_norm else nn.Identity()
 
-        self.quantizer, self.code_dim = build_quantizer(quantizer, code_dim, codebook_size=codebook_size,
+        self.quantizer, self.codebook_dim = build_quantizer(quantizer, codebook_dim, codebook_size=codebook_size,
                                                         levels=fsq_levels, **(quantizer_kwargs or {}))
-        self.quant_proj = nn.Linear(encoder_dim, self.code_dim)
-        self.post_quant_proj = nn.Linear(self.code_dim, decoder_dim)
+        self.quant_proj = nn.Linear(enc_width, self.codebook_dim)
+        self.post_quant_proj = nn.Linear(self.codebook_dim, dec_width)
 
-        self.latent_pos = nn.Parameter(sincos_1d(torch.arange(num_tokens), decoder_dim) * latent_pos_init_scale)
-        self.mask_token = nn.Parameter(torch.randn(decoder_dim) * 0.02)
-        self.decoder_pos = FactorizedPosEmbed3d(self.grid, decoder_dim)
-        self.decoder = Transformer(decoder_dim, decoder_depth, decoder_heads, mlp_ratio=mlp_ratio)
-        self.decoder_norm = nn.LayerNorm(decoder_dim, eps=1e-6)
-        self.head = nn.Linear(decoder_dim, tubelet * patch_size * patch_size * 3)
+        self.latent_pos = nn.Parameter(sincos_1d(torch.arange(num_tokens), dec_width) * latent_pos_init_scale)
+        self.mask_token = nn.Parameter(torch.randn(dec_width) * 0.02)
+        self.decoder_pos = FactorizedPosEmbed3d(self.grid, dec_width)
+        self.decoder = Transformer(dec_width, dec_depth, dec_heads, mlp_ratio=mlp_ratio)
+        self.decoder_norm = nn.LayerNorm(dec_width, eps=1e-6)
+        self.head = nn.Linear(dec_width, tubelet * patch_size * patch_size * 3)
 
-        self.prior = (LatentPrior(self.code_dim, num_tokens - 1, prior_dim, prior_depth, prior_heads,
+        self.prior = (LatentPrior(self.codebook_dim, num_tokens - 1, prior_width, prior_depth, prior_heads,
                                   temperature=prior_temperature) if prior else None)
         self._init_weights()
 
@@ -141,7 +139,7 @@ class Video1DTokenizer(Tokenizer):
         return (y + 1.0) / 2.0 if self.signed_pixels else y
 
     def _latents(self, x: torch.Tensor) -> torch.Tensor:
-        """x ``[B, 3, T, H, W]`` in [0, 1] -> pre-quantisation latents ``[B, K, code_dim]``."""
+        """x ``[B, 3, T, H, W]`` in [0, 1] -> pre-quantisation latents ``[B, K, codebook_dim]``."""
         self._check_shape(tuple(x.shape[-3:]))
         patches = self.patch_embed(self._to_model(x)) + self.encoder_pos()
         queries = self.latent_queries.expand(x.shape[0], -1, -1)
@@ -149,7 +147,7 @@ class Video1DTokenizer(Tokenizer):
         return self.quant_proj(self.encoder_norm(h))
 
     def _pixels(self, z_q: torch.Tensor) -> torch.Tensor:
-        """Quantised latents ``[B, K, code_dim]`` -> clip ``[B, 3, T, H, W]`` in model pixels (unclamped)."""
+        """Quantised latents ``[B, K, codebook_dim]`` -> clip ``[B, 3, T, H, W]`` in model pixels (unclamped)."""
         b = z_q.shape[0]
         latents = self.post_quant_proj(z_q) + self.latent_pos
         queries = (self.mask_token + self.decoder_pos()).expand(b, -1, -1).to(latents.dtype)
@@ -185,56 +183,3 @@ class Video1DTokenizer(Tokenizer):
         tokens = Tokens(ids=q.ids.detach(), input_shape=tuple(x.shape[-3:]))
         return TokenizerOutput(recon=self._from_model(recon), tokens=tokens, losses=losses, stats=stats,
                                extras={"z_q": q.z_q})
-
-
-# --------------------------------------------------------------------------- registry
-_PAPER = "LARP: Tokenizing Videos with a Learned Autoregressive Generative Prior (Wang et al., ICLR 2025), arXiv:2410.21264"
-_LARP_L = dict(input_size=[16, 128, 128], tubelet=4, patch_size=8, encoder_dim=768, encoder_depth=12,
-               encoder_heads=12, decoder_dim=768, decoder_depth=12, decoder_heads=12, quantizer="vq",
-               code_dim=16, codebook_size=8192, quantizer_kwargs={"stochastic_temperature": 0.03}, recon_loss="l1",
-               quant_weight=0.1, prior=True, prior_dim=384,
-               prior_depth=12, prior_heads=6, prior_weight=0.06)
-
-
-def _build(**kwargs) -> Video1DTokenizer:
-    return Video1DTokenizer(**kwargs)
-
-
-for _k in (1024, 512, 256):
-    register_tokenizer(
-        f"larp_l_{_k}.untrained", _build, modality="video", family="video1d",
-        kwargs={**_LARP_L, "num_tokens": _k}, input_size=(16, 128, 128), token_shape=(_k,), codebook_size=8192,
-        compression=f"{_k} tokens x 13 bits / 16x128x128x3x8 bits",
-        paper=_PAPER, license="Apache-2.0 (zoo code)",
-        notes=("Untrained LARP-L layout (ViT-B encoder and decoder, 768 wide, 12 deep; 16-d l2-normalised VQ "
-               "with 8192 codes, sampled at temperature 0.03 in training; GPTC-S-sized AR prior, 12x384) at the paper's 16x128x128 input, tubelet "
-               f"4x8x8, {_k} tokens. The paper's released tokenizer (hywang66/LARP-L-long-tokenizer, 1024 "
-               "tokens) is the separate entry larp_l_long.k600_ucf101 (converter 'larp')."))
-
-register_tokenizer(
-    "larp_l_long.k600_ucf101", _build, modality="video", family="video1d",
-    kwargs={**{k: v for k, v in _LARP_L.items() if not k.startswith("prior")}, "num_tokens": 1024, "prior": False,
-            "encoder_norm": False, "signed_pixels": False},
-    input_size=(16, 128, 128), token_shape=(1024,), codebook_size=8192,
-    compression="1024 tokens x 13 bits / 16x128x128x3x8 bits",
-    source=WeightSource(hf_repo="hywang66/LARP-L-long-tokenizer", revision=None,
-                        files={"weights": "model.safetensors", "config": "config.json"}, converter="larp"),
-    paper=_PAPER, license="MIT (hywang66/LARP)", metrics={"rfvd_ucf101": 20.0},
-    notes=("Official LARP-L-long tokenizer (173M parameters; trained on Kinetics-600 + UCF-101, 16x128x128 clips, "
-           "1024 tokens, 16-d l2 VQ with 8192 codes), converted on the fly from its PyTorchModelHubMixin files "
-           "(config.json + model.safetensors). Published reconstruction FVD 20 on UCF-101 (repo README; the "
-           "AR-prior weights are not loaded: training-only). The converter matches the official code exactly on a "
-           "randomly initialised official model (tests/convert/test_larp_golden.py), but was not run on the "
-           "released file itself (no hub access here): its file names follow the mixin's convention and the "
-           "revision is not pinned (no commit hash could be looked up)."))
-
-register_tokenizer(
-    "video1d_tiny.untrained", _build, modality="video", family="video1d",
-    kwargs=dict(input_size=[8, 32, 32], tubelet=2, patch_size=8, num_tokens=32, encoder_dim=64, encoder_depth=2,
-                encoder_heads=4, decoder_dim=64, decoder_depth=2, decoder_heads=4, quantizer="fsq",
-                fsq_levels=[4, 4, 4, 4], recon_loss="mse", quant_weight=1.0, prior=True, prior_dim=64,
-                prior_depth=1, prior_heads=4, prior_weight=0.01, query_init_std=1.0, latent_pos_init_scale=0.1),
-    input_size=(8, 32, 32), token_shape=(32,), codebook_size=256,
-    compression="32 tokens x 8 bits / 8x32x32x3x8 bits", paper=_PAPER, license="Apache-2.0 (zoo code)",
-    notes=("Tiny CPU configuration (FSQ 4^4, AR prior) for tests, demos and recipes/video/tiny_video1d.yaml. "
-           "FSQ rather than VQ: at this size an l2 VQ collapses to one or two codes within a few hundred steps."))

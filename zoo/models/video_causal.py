@@ -21,7 +21,6 @@ import torch.nn.functional as F
 
 from ..api import Tokenizer, TokenizerOutput, Tokens
 from ..layers.conv3d import CausalConv3d, CausalConvDecoder3d, CausalConvEncoder3d, causal_frames_after, inflate_state_dict
-from ..registry import register_tokenizer
 from .video_quant import build_quantizer
 
 __all__ = ["CausalConvVideoTokenizer"]
@@ -34,14 +33,14 @@ class CausalConvVideoTokenizer(Tokenizer):
     z_channels, attn_levels, num_groups, dropout: as :class:`~zoo.layers.conv.ConvEncoder2d`.
     temporal_down: per down-sampling stage, whether it also halves time (decoder mirrors it).
     quantizer: ``"fsq"`` (``fsq_levels``), ``"lfq"`` (``codebook_size`` = 2**bits) or ``"vq"``
-    (``codebook_size`` x ``code_dim``, l2-normalised). recon_loss: ``"l1"`` | ``"mse"`` on [-1, 1].
+    (``codebook_size`` x ``codebook_dim``, l2-normalised). recon_loss: ``"l1"`` | ``"mse"`` on [-1, 1].
     """
 
     modality = "video"
 
     def __init__(self, input_size=(17, 128, 128), ch: int = 128, ch_mult=(1, 2, 2, 4), num_res_blocks: int = 2,
                  z_channels: int = 256, temporal_down=(False, True, True), attn_levels=(), num_groups: int = 32,
-                 dropout: float = 0.0, quantizer: str = "fsq", fsq_levels=(8, 8, 8, 5, 5, 5), code_dim: int = 8,
+                 dropout: float = 0.0, quantizer: str = "fsq", fsq_levels=(8, 8, 8, 5, 5, 5), codebook_dim: int = 8,
                  codebook_size: int = 2 ** 18, quantizer_kwargs: dict | None = None, recon_loss: str = "l1",
                  quant_weight: float = 1.0):
         super().__init__()
@@ -52,10 +51,10 @@ class CausalConvVideoTokenizer(Tokenizer):
                                            num_groups, attn_levels)
         self.decoder = CausalConvDecoder3d(z_channels, ch, ch_mult, num_res_blocks, 3,
                                            tuple(reversed(tuple(temporal_down))), dropout, num_groups, attn_levels)
-        self.quantizer, self.code_dim = build_quantizer(quantizer, code_dim, codebook_size=codebook_size,
+        self.quantizer, self.codebook_dim = build_quantizer(quantizer, codebook_dim, codebook_size=codebook_size,
                                                         levels=fsq_levels, **(quantizer_kwargs or {}))
-        self.quant_conv = CausalConv3d(z_channels, self.code_dim, 1)
-        self.post_quant_conv = CausalConv3d(self.code_dim, z_channels, 1)
+        self.quant_conv = CausalConv3d(z_channels, self.codebook_dim, 1)
+        self.post_quant_conv = CausalConv3d(self.codebook_dim, z_channels, 1)
         self.spatial_factor, self.temporal_factor = self.encoder.spatial_factor, self.encoder.temporal_factor
         self.recon_loss, self.quant_weight = recon_loss, quant_weight
         self.input_size = tuple(int(v) for v in input_size)
@@ -153,40 +152,3 @@ class CausalConvVideoTokenizer(Tokenizer):
         untouched = inflate_state_dict(self, usable, mode=mode, strict=True)
         return {"loaded": sorted(usable), "ignored": sorted(k for k in state_dict_2d if k not in usable),
                 "untouched": untouched}
-
-
-# --------------------------------------------------------------------------- registry
-def _build(**kwargs) -> CausalConvVideoTokenizer:
-    return CausalConvVideoTokenizer(**kwargs)
-
-
-_MAGVIT2 = "Language Model Beats Diffusion: Tokenizer is Key to Visual Generation (MAGVIT-v2, Yu et al., ICLR 2024), arXiv:2310.05737"
-_BASE = dict(input_size=[17, 128, 128], ch=128, ch_mult=[1, 2, 2, 4], num_res_blocks=4, z_channels=256,
-             temporal_down=[False, True, True], attn_levels=[], recon_loss="l1")
-
-register_tokenizer(
-    "causal3d_lfq18.untrained", _build, modality="video", family="video_causal",
-    kwargs={**_BASE, "quantizer": "lfq", "codebook_size": 2 ** 18,
-            "quantizer_kwargs": {"entropy_loss_weight": 0.1, "commitment_loss_weight": 0.25}},
-    input_size=(17, 128, 128), token_shape=(5 * 16 * 16,), codebook_size=2 ** 18,
-    compression="1280 tokens x 18 bits / 17x128x128x3x8 bits", paper=_MAGVIT2, license="Apache-2.0 (zoo code)",
-    notes=("Untrained MAGVIT-v2-sized causal 3D CNN (128 channels x (1, 2, 2, 4), 4 res-blocks per level, "
-           "4x8x8 compression with the first frame alone: 17 frames -> 5 latent frames) with an 18-bit LFQ. "
-           "Not a reproduction of MAGVIT-v2 (no official weights; mid-block attention, per-frame GroupNorm)."))
-
-register_tokenizer(
-    "causal3d_fsq64k.untrained", _build, modality="video", family="video_causal",
-    kwargs={**_BASE, "quantizer": "fsq", "fsq_levels": [8, 8, 8, 5, 5, 5]},
-    input_size=(17, 128, 128), token_shape=(5 * 16 * 16,), codebook_size=64000,
-    compression="1280 tokens x 15.97 bits / 17x128x128x3x8 bits", paper=_MAGVIT2, license="Apache-2.0 (zoo code)",
-    notes=("The same causal 3D CNN with FSQ levels (8, 8, 8, 5, 5, 5) = 64,000 codes (the discrete "
-           "Cosmos-Tokenizer codebook), 4x8x8 compression."))
-
-register_tokenizer(
-    "causal3d_tiny.untrained", _build, modality="video", family="video_causal",
-    kwargs=dict(input_size=[9, 32, 32], ch=8, ch_mult=[1, 2, 2], num_res_blocks=1, z_channels=16,
-                temporal_down=[True, True], attn_levels=[], num_groups=4, quantizer="fsq", fsq_levels=[4, 4, 4, 4],
-                recon_loss="mse"),
-    input_size=(9, 32, 32), token_shape=(3 * 8 * 8,), codebook_size=256,
-    compression="192 tokens x 8 bits / 9x32x32x3x8 bits", paper=_MAGVIT2, license="Apache-2.0 (zoo code)",
-    notes="Tiny CPU configuration (4x4x4 compression, FSQ 4^4) for tests, demos and recipes/video/tiny_causal3d.yaml.")

@@ -1,7 +1,7 @@
 """Quantizer choice for the video tokenizers: ``"vq"`` (l2-normalised VQ), ``"fsq"``, ``"lfq"``.
 
-``build_quantizer(kind, code_dim, **kwargs) -> (quantizer, code_dim)``: the quantizer works
-on channels-last latents ``[B, N, C]`` and the returned ``code_dim`` is the width the model
+``build_quantizer(kind, codebook_dim, **kwargs) -> (quantizer, codebook_dim)``: the quantizer works
+on channels-last latents ``[B, N, C]`` and the returned ``codebook_dim`` is the width the model
 must project its latents to (FSQ: ``len(levels)``, LFQ: ``log2(codebook_size)``).
 FSQ / LFQ come from ``zoo.quant.fsq`` / ``zoo.quant.lfq``; a clear error names them when absent.
 """
@@ -73,26 +73,27 @@ def quantizer_available(kind: str) -> bool:
         return False
 
 
-def build_quantizer(kind: str, code_dim: int | None = None, codebook_size: int | None = None,
+def build_quantizer(kind: str, codebook_dim: int | None = None, codebook_size: int | None = None,
                     levels: list[int] | None = None, beta: float = 0.25, l2_norm: bool = True,
                     stochastic_temperature: float = 0.0, **kwargs) -> tuple[nn.Module, int]:
     """A channels-last quantizer and the latent width it takes.
 
-    vq: ``codebook_size`` codes of width ``code_dim`` (cosine when ``l2_norm``), commitment ``beta``;
+    vq: ``codebook_size`` codes of width ``codebook_dim`` (cosine when ``l2_norm``), commitment ``beta``;
         ``stochastic_temperature > 0``: LARP's sampled cosine VQ (:class:`StochasticCosineVQ`).
     fsq: ``levels`` per channel (codebook ``prod(levels)``). lfq: ``codebook_size = 2**bits``.
     Extra ``kwargs`` go to the FSQ / LFQ constructor.
     """
     if kind == "vq":
-        if code_dim is None or codebook_size is None:
-            raise ValueError("quantizer 'vq' needs code_dim and codebook_size")
+        if codebook_dim is None or codebook_size is None:
+            raise ValueError("quantizer 'vq' needs codebook_dim and codebook_size")
         if kwargs:
             raise ValueError(f"unexpected arguments for quantizer 'vq': {sorted(kwargs)}")
         if stochastic_temperature > 0:
             if not l2_norm:
                 raise ValueError("stochastic VQ needs l2_norm=True")
-            return StochasticCosineVQ(codebook_size, code_dim, beta=beta, temperature=stochastic_temperature), code_dim
-        return VectorQuantizer(codebook_size, code_dim, beta=beta, l2_norm=l2_norm, channel_dim=-1), code_dim
+            vq = StochasticCosineVQ(codebook_size, codebook_dim, beta=beta, temperature=stochastic_temperature)
+            return vq, codebook_dim
+        return VectorQuantizer(codebook_size, codebook_dim, beta=beta, l2_norm=l2_norm, channel_dim=-1), codebook_dim
     if kind == "fsq":
         if not levels:
             raise ValueError("quantizer 'fsq' needs levels, e.g. [8, 8, 8, 5, 5, 5]")

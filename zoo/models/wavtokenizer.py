@@ -23,12 +23,10 @@ import torch
 import torch.nn.functional as F
 
 from ..api import Tokenizer, TokenizerOutput, Tokens
-from ..hub import WeightSource
 from ..layers.istft import ISTFTHead
 from ..layers.seanet import SEANetEncoder
 from ..layers.vocos import VocosBackbone
 from ..quant.ema_vq import EMAVectorQuantizer
-from ..registry import register_tokenizer
 from ..validate import check_sample_rate
 
 __all__ = ["WavTokenizer"]
@@ -40,7 +38,8 @@ class WavTokenizer(Tokenizer):
     ratios: EnCodec-order ratios (the official ``dowmsamples``), applied reversed by the encoder:
         ``[6, 5, 5, 4]`` -> hop 600 (40 tokens/s at 24 kHz), ``[8, 5, 4, 2]`` -> hop 320 (75/s).
     codebook_size / codebook_dim: the EMA codebook; n_filters, lstm_layers: encoder width / LSTM.
-    dim, intermediate_dim, num_layers: Vocos backbone; num_bandwidths: AdaLayerNorm condition ids.
+    vocos_width, vocos_mlp_hidden, vocos_depth: Vocos backbone (the official dim, intermediate_dim,
+        num_layers); num_bandwidths: AdaLayerNorm condition ids.
     n_fft, hop_length, padding: ISTFT head (hop_length must equal the encoder hop).
     kmeans_iters, decay, threshold_ema_dead_code: EMA codebook training (k-means runs only on the
         first *training* batch of a never-initialised codebook).
@@ -55,8 +54,8 @@ class WavTokenizer(Tokenizer):
     input_range = (-1.0, 1.0)
 
     def __init__(self, ratios: Sequence[int] = (6, 5, 5, 4), codebook_size: int = 4096, codebook_dim: int = 512,
-                 n_filters: int = 32, lstm_layers: int = 2, dim: int = 768, intermediate_dim: int = 2304,
-                 num_layers: int = 12, num_bandwidths: int | None = 4, n_fft: int = 2400,
+                 n_filters: int = 32, lstm_layers: int = 2, vocos_width: int = 768,
+                 vocos_mlp_hidden: int = 2304, vocos_depth: int = 12, num_bandwidths: int | None = 4, n_fft: int = 2400,
                  hop_length: int = 600, padding: str = "same", sample_rate: int = 24000,
                  kmeans_iters: int = 200, decay: float = 0.99, threshold_ema_dead_code: float = 2.0,
                  commitment_weight: float = 1000.0, mel_weight: float = 45.0, pos_net_dropout: float = 0.1,
@@ -82,10 +81,10 @@ class WavTokenizer(Tokenizer):
         self.num_quantizers, self.quantizer_dropout = int(num_quantizers), bool(quantizer_dropout)
         if self.num_quantizers > 1:
             self.residual_quantizers = torch.nn.ModuleList(codebook() for _ in range(self.num_quantizers - 1))
-        self.backbone = VocosBackbone(codebook_dim, dim, intermediate_dim, num_layers,
+        self.backbone = VocosBackbone(codebook_dim, vocos_width, vocos_mlp_hidden, vocos_depth,
                                       adanorm_num_embeddings=num_bandwidths, pos_net=pos_net,
                                       pos_net_dropout=pos_net_dropout)
-        self.head = ISTFTHead(dim, n_fft, hop_length, padding=padding)
+        self.head = ISTFTHead(vocos_width, n_fft, hop_length, padding=padding)
         self.num_bandwidths = num_bandwidths
         self.hop_length = hop_length
         self._sample_rate = int(sample_rate)
@@ -251,88 +250,3 @@ class WavTokenizer(Tokenizer):
             self._mel_loss = [MelL1Loss(sample_rate=self.sample_rate)]  # list: not a submodule
         loss = self._mel_loss[0].to(recon.device)
         return loss(recon, target)
-
-
-# ----------------------------------------------------------------------------- registry
-_PAPER = "https://arxiv.org/abs/2408.16532"
-_LICENSE = "MIT"
-
-
-def _build(**kwargs) -> WavTokenizer:
-    return WavTokenizer(**kwargs)
-
-_FRAME = {
-    # tokens/s -> encoder ratios (official `dowmsamples`, applied reversed) and ISTFT size
-    40: dict(ratios=[6, 5, 5, 4], n_fft=2400, hop_length=600),
-    75: dict(ratios=[8, 5, 4, 2], n_fft=1280, hop_length=320),
-}
-_FULL = dict(codebook_size=4096, codebook_dim=512, dim=768, intermediate_dim=2304, num_layers=12, num_bandwidths=4)
-_TINY = dict(codebook_size=1024, codebook_dim=512, dim=64, intermediate_dim=192, num_layers=2, num_bandwidths=4,
-             kmeans_iters=20)
-
-# The exact table values (paper Table 1) could not be read offline; the official README figure
-# (UTMOS vs kbps, LibriTTS test-clean) shows these. They are notes, not `metrics`, for that reason.
-_PUBLISHED = {
-    40: "Published (README figure, LibriTTS test-clean, WavTokenizer at 40 tokens/s): UTMOS ~3.6; "
-        "PESQ/STOI: see arXiv:2408.16532 Table 1.",
-    75: "Published (README figure, LibriTTS test-clean, WavTokenizer at 75 tokens/s): UTMOS ~4.05; "
-        "PESQ/STOI: see arXiv:2408.16532 Table 1.",
-}
-_SMALL_YAML = "wavtokenizer_smalldata_frame{fps}_3s_nq1_code4096_dim512_kmeans200_attn.yaml"
-# (arch, tag, tokens/s, hf repo, revision, checkpoint, yaml or None, training data, notes)
-_CHECKPOINTS = [
-    ("wavtokenizer_small_40", "libritts", 40, "novateur/WavTokenizer", "8040025592781c0993deb46dc0a503579cab5f54",
-     "WavTokenizer_small_600_24k_4096.ckpt", _SMALL_YAML.format(fps=40), "LibriTTS (speech)", ""),
-    ("wavtokenizer_small_75", "libritts", 75, "novateur/WavTokenizer", "8040025592781c0993deb46dc0a503579cab5f54",
-     "WavTokenizer_small_320_24k_4096.ckpt", _SMALL_YAML.format(fps=75), "LibriTTS (speech)", ""),
-    ("wavtokenizer_medium_75", "speech", 75, "novateur/WavTokenizer-medium-speech-75token",
-     "8858552e69270816d6aeb37bfcf3b770769d4899", "wavtokenizer_medium_speech_320_24k.ckpt",
-     "wavtokenizer_mediumdata_frame75_3s_nq1_code4096_dim512_kmeans200_attn.yaml", "~10k h speech", ""),
-    ("wavtokenizer_medium_75", "speech_v2", 75, "novateur/WavTokenizer-medium-speech-75token",
-     "8858552e69270816d6aeb37bfcf3b770769d4899", "wavtokenizer_medium_speech_320_24k_v2.ckpt",
-     "wavtokenizer_mediumdata_frame75_3s_nq1_code4096_dim512_kmeans200_attn.yaml", "~10k h speech",
-     "second release of the medium speech model"),
-    ("wavtokenizer_medium_75", "music_audio", 75, "novateur/WavTokenizer-medium-music-audio-75token",
-     "1bcbe86db88fc1f1f86c7ea192e791b3ede17da2", "wavtokenizer_medium_music_audio_320_24k.ckpt",
-     "wavtokenizer_mediumdata_music_audio_frame75_3s_nq1_code4096_dim512_kmeans200_attn.yaml",
-     "~10k h music and general audio", "revision taken from a public HF cache snapshot path"),
-    ("wavtokenizer_medium_75", "music_audio_v2", 75, "novateur/WavTokenizer-medium-music-audio-75token", None,
-     "wavtokenizer_medium_music_audio_320_24k_v2.ckpt", None, "~10k h music and general audio",
-     "no commit hash found offline: follows 'main'"),
-    ("wavtokenizer_large_40", "unify", 40, "novateur/WavTokenizer-large-unify-40token", None,
-     "wavtokenizer_large_unify_600_24k.ckpt", None, "~80k h speech, music and audio",
-     "repo ships no yaml (the small frame40 yaml describes it; the converter reads the architecture from the "
-     "checkpoint); uploaded in commit 7dc47a9 (full hash not found offline): follows 'main'"),
-    ("wavtokenizer_large_75", "speech", 75, "novateur/WavTokenizer-large-speech-75token",
-     "1cc9faee31025548fbae6ffe11115d7207093638", "wavtokenizer_large_speech_320_24k.ckpt", None,
-     "~80k h speech, music and audio", "first release; deleted from 'main' later, still at the pinned revision"),
-    ("wavtokenizer_large_75", "speech_v2", 75, "novateur/WavTokenizer-large-speech-75token", None,
-     "wavtokenizer_large_speech_320_v2.ckpt", None, "~80k h speech, music and audio",
-     "ICLR 2025 camera-ready 'large-v2' checkpoint; no commit hash found offline: follows 'main'"),
-]
-
-
-def _register_all() -> None:
-    for arch, tag, fps, repo, revision, ckpt, yaml, data, note in _CHECKPOINTS:
-        kwargs = {**_FULL, **_FRAME[fps]}
-        files = {"weights": ckpt}
-        if yaml is not None:
-            files["config"] = yaml
-        register_tokenizer(
-            f"{arch}.{tag}", _build, modality="audio", family="wavtokenizer", kwargs=kwargs, sample_rate=24000,
-            token_shape=(fps,), codebook_size=4096,
-            compression=f"{fps} tokens/s x 12 bits = {fps * 12} bit/s vs 24 kHz x 16 bit (384 kbit/s)",
-            source=WeightSource(hf_repo=repo, revision=revision, files=files, converter="wavtokenizer"),
-            license=_LICENSE, paper=_PAPER,
-            notes=" ".join(t for t in (f"official {arch.split('_')[1]} model, {fps} tokens/s, trained on {data}.",
-                                        f"{note}." if note else "", _PUBLISHED[fps]) if t))
-    for fps in (40, 75):
-        register_tokenizer(
-            f"wavtokenizer_tiny_{fps}.scratch", _build, modality="audio", family="wavtokenizer",
-            kwargs={**_TINY, **_FRAME[fps]}, sample_rate=24000, token_shape=(fps,), codebook_size=1024,
-            compression=f"{fps} tokens/s x 10 bits", license="Apache-2.0", paper=_PAPER,
-            notes="untrained small-width WavTokenizer (full SEANet encoder, 64-wide Vocos decoder) for CPU recipes "
-                  "and tests")
-
-
-_register_all()

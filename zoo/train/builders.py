@@ -43,13 +43,18 @@ def load_class(spec: str) -> Any:
 
 def build_model(cfg: dict) -> nn.Module:
     """``model`` section -> tokenizer (untrained, or initialised from ``init_from``)."""
-    kwargs = dict(cfg.get("kwargs") or {})
-    if cfg.get("name"):
-        from zoo.registry import create_tokenizer
+    from zoo.config_names import check_current_names
 
+    kwargs = dict(cfg.get("kwargs") or {})
+    if cfg.get("name"):  # a key under an old name (docs/config_names.md) raises, naming the new one
+        from zoo.registry import create_tokenizer, get_info
+
+        check_current_names(get_info(cfg["name"]).builder, kwargs, "recipe model.kwargs")
         model = create_tokenizer(cfg["name"], **kwargs)
     else:
-        model = load_class(cfg["class"])(**kwargs)
+        cls = load_class(cfg["class"])
+        check_current_names(cls, kwargs, "recipe model.kwargs")
+        model = cls(**kwargs)
     if not isinstance(model, nn.Module):
         raise TypeError(f"the recipe's model is a {type(model).__name__}, not a torch.nn.Module")
     if cfg.get("init_from"):
