@@ -99,10 +99,7 @@ def test_token_dataset_and_parquet_readers(photos_run):
     assert isinstance(ds._ids, np.memmap)  # memory-mapped, not loaded
     loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=2)
     assert sum(b["ids"].shape[0] for b in loader) == len(ds)
-    try:
-        import datasets
-    except ImportError:  # not a dependency of the zoo: the Parquet files are checked with pyarrow above
-        pytest.skip("the `datasets` package is not installed (pyarrow read the shards above)")
+    import datasets  # a dev dependency (not one of the zoo's): the shards load as a Hugging Face dataset
     hf = datasets.load_dataset("parquet", data_files=str(out / "part-*.parquet"), split="train")
     assert {r["key"]: r["ids"] for r in hf} == {k: v.tolist() for (k, _), v in want.items()}
 
