@@ -149,3 +149,15 @@ def test_eval_loads_every_kind_of_source(hub_repo, tmp_path):
         load(f"local-dir:{tmp_path / 'new'}", "--tokenizer-kwargs", '{"num_tokens": 8}')
     with pytest.raises(UnknownTokenizerError, match=f"local-dir:{tmp_path / 'new'}"):
         load(str(tmp_path / "new"))
+
+
+def test_create_tokenizer_takes_source_prefixes(hub_repo, tmp_path):
+    """As timm's create_model: a prefixed name loads that zoo-format folder / repo."""
+    assert _same_weights(zoo.create_tokenizer(f"hf-hub:{REPO}@v1"), hub_repo[OLD])
+    assert _same_weights(zoo.create_tokenizer(f"hf-hub:{REPO}", pretrained=True), hub_repo[NEW])
+    hub_repo[OLD].save_pretrained(tmp_path / "local")
+    assert _same_weights(zoo.create_tokenizer(f"local-dir:{tmp_path / 'local'}"), hub_repo[OLD])
+    with pytest.raises(ValueError, match="builder keywords"):
+        zoo.create_tokenizer(f"local-dir:{tmp_path / 'local'}", num_tokens=8)
+    with pytest.raises(ValueError, match="own weights"):
+        zoo.create_tokenizer(f"hf-hub:{REPO}", weights=tmp_path / "local")

@@ -19,6 +19,7 @@ from functools import cached_property
 from typing import Any, Callable, Iterable
 
 from .hub import WeightSource, converted_cache_dir, resolve_source
+from .source import HUB_PREFIX, LOCAL_PREFIX, parse_source
 
 __all__ = ["TokenizerInfo", "register_tokenizer", "register_tokenizers", "create_tokenizer", "list_tokenizers",
            "get_info", "check_advertised"]
@@ -187,8 +188,11 @@ def list_tokenizers(filter: str | None = None, modality: str | None = None,
 
 def create_tokenizer(name: str, pretrained: bool = False, revision: str | None = None,
                      weights: str | os.PathLike | None = None, **kwargs):
-    """Build a registered tokenizer.
+    """Build a registered tokenizer, or load a zoo-format one named with a source prefix.
 
+    name: ``arch`` / ``arch.tag`` of the registry, or (as timm's ``create_model``)
+        ``hf-hub:ORG/REPO[@REVISION]`` / ``local-dir:PATH`` (:mod:`zoo.source`): those hold their own
+        config and weights, so ``weights`` and builder ``kwargs`` do not apply to them.
     pretrained: load the entry's weights (official checkpoints are converted on the fly and
         the conversion cached under ``zoo_cache_dir()/converted``).
     revision: override the pinned hub revision.
@@ -197,6 +201,8 @@ def create_tokenizer(name: str, pretrained: bool = False, revision: str | None =
     kwargs: builder overrides (only without pretrained weights, or ones that do not change
         parameter shapes).
     """
+    if isinstance(name, str) and name.startswith((HUB_PREFIX, LOCAL_PREFIX)):
+        return parse_source(name).load(pretrained=pretrained, weights=weights, revision=revision, **kwargs)
     info = get_info(name)
     if weights is not None:
         pretrained = True
