@@ -1,6 +1,7 @@
 """Video data: photo clips (pans / zooms over real photos) and UCF-101-style folders of real
 videos encoded here with PyAV."""
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -124,3 +125,20 @@ def test_video_dataset_factory_and_errors(tmp_path, ucf_root):
         list_videos(tmp_path / "missing")
     with pytest.raises(ValueError, match="resize"):
         VideoFolder(list_videos(root), size=64, resize=32)
+
+
+def test_reading_only_the_first_frames_never_hangs(tmp_path, clips):
+    """Leaving the decode loop early (max_frames) with FFmpeg frame threading could deadlock when the
+    codec context was freed (it hung this suite once; 300 early exits with thread_type AUTO hang here).
+    Run in a subprocess so that a hang fails the test after the timeout instead of stalling the suite."""
+    import subprocess
+    import sys
+
+    path = write_video(tmp_path / "clip.mp4", clips[2], fps=8)
+    code = ("import sys, torchvision.transforms.v2.functional\n"
+            "from zoo.data.video import read_video\n"
+            "for _ in range(300):\n"
+            "    assert read_video(sys.argv[1], max_frames=5).shape[0] == 5\n")
+    run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert run.returncode == 0, run.stderr[-2000:]

@@ -49,7 +49,10 @@ def read_video(path, max_frames: int | None = None) -> torch.Tensor:
         if not container.streams.video:
             raise ValueError(f"{path} has no video stream")
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        # slice threading only: with frame threading ("AUTO" / "FRAME"), leaving the decode loop
+        # early (max_frames) can deadlock FFmpeg's frame-thread teardown when the codec context is
+        # freed (PyAV issues 1849 / 1861; seen here as a hang in avcodec_free_context)
+        stream.thread_type = "SLICE"
         for frame in container.decode(stream):
             frames.append(torch.from_numpy(frame.to_ndarray(format="rgb24")))
             if max_frames is not None and len(frames) >= max_frames:
