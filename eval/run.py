@@ -92,12 +92,18 @@ def _distributed(device_arg: str | None):
     return 0, 1, torch.device(device)
 
 
-def _end_distributed() -> None:
+def _end_distributed(completed: bool) -> None:
     """Tear the process group down before the interpreter exits: a gloo group left to the exit
-    handlers can abort a rank ("terminate called without an active exception")."""
+    handlers can abort a rank ("terminate called without an active exception").
+
+    After a run every rank ``completed``, the ranks first meet at a barrier, so that none tears its
+    connections down (and exits) while a peer still writes outputs or finishes a collective: a rank
+    that left early aborted a CI run. After an error there is no barrier (the peers may never come)."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        if completed:
+            dist.barrier()
         dist.destroy_process_group()
 
 
@@ -322,10 +328,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.batch_size < 1:
         raise SystemExit("--batch-size must be >= 1")
+    completed = False
     try:
         report = evaluate(args)
+        completed = True
     finally:
-        _end_distributed()
+        _end_distributed(completed)
     rank = int(os.environ.get("RANK", "0"))
     if rank == 0:
         from .report import to_jsonable

@@ -72,8 +72,13 @@ class _Ranks:
         self.dist.all_reduce(t)
         return int(t)
 
-    def close(self) -> None:
+    def close(self, completed: bool) -> None:
+        """Destroy the group this object created; after a ``completed`` run the ranks first meet at a
+        barrier, so that no rank exits while rank 0 still writes the manifest (a gloo rank torn down
+        early can abort)."""
         if self.created:
+            if completed:
+                self.dist.barrier()
             self.dist.destroy_process_group()
 
 
@@ -147,13 +152,16 @@ def tokenize_dataset(tokenizer, input, output_dir, *, pretrained: bool = False, 
     if batch_size < 1 or shard_size < 1:
         raise ValueError(f"batch_size and shard_size must be positive, got {batch_size}, {shard_size}")
     ranks = _Ranks(timeout_hours)
+    completed = False
     try:
-        return _run(ranks, tokenizer, input, Path(output_dir), pretrained=pretrained, weights=weights, name=name,
-                    batch_size=batch_size, num_workers=num_workers, shard_size=shard_size, device=device,
-                    dtype=dtype, resume=resume, flip=flip, ten_crop=ten_crop, size=size,
-                    strict_input=strict_input, progress=progress)
+        result = _run(ranks, tokenizer, input, Path(output_dir), pretrained=pretrained, weights=weights, name=name,
+                      batch_size=batch_size, num_workers=num_workers, shard_size=shard_size, device=device,
+                      dtype=dtype, resume=resume, flip=flip, ten_crop=ten_crop, size=size,
+                      strict_input=strict_input, progress=progress)
+        completed = True
+        return result
     finally:
-        ranks.close()
+        ranks.close(completed)
 
 
 def _run(ranks: _Ranks, tokenizer, source, out_dir: Path, *, pretrained, weights, name, batch_size, num_workers,
