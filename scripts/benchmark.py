@@ -10,6 +10,8 @@ Examples:
     (per stage against fp32: share of equal ids under reduced-precision encode, decode PSNR, speed)
   python scripts/benchmark.py --onnx --tokenizers 'titok_demo64.demo,wavtokenizer_demo75.demo' --threads 1
     (the exported ONNX graphs in onnxruntime against PyTorch on CPU: speed, equal ids, decode difference)
+  python scripts/benchmark.py --profile --tokenizers wavtokenizer_small_75.libritts --sizes 10 --threads 1
+    (where encode + decode spend their time per op class, with achieved GFLOP/s against one fp32 GEMM)
   python scripts/benchmark.py --compare-tokenize --tokenizers titok_demo64.demo --threads 2 --repeats 3
     (items/s of `zoo tokenize` against per-file loops of `encode` on the offline photos; add
      --device cuda --tokenizers titok_l32 --untrained for the GPU number with random weights)
@@ -65,6 +67,10 @@ def main(argv=None) -> int:
                    help="onnxruntime (exported graphs, CPU) against PyTorch instead (first --sizes value)")
     p.add_argument("--compare-dmel", action="store_true",
                    help="compare dmel.official with the installed `dmel` package instead (sizes = audio seconds)")
+    p.add_argument("--profile", action="store_true",
+                   help="op-class breakdown of encode + decode with achieved GFLOP/s (random weights unless "
+                   "--pretrained)")
+    p.add_argument("--pretrained", action="store_true", help="--profile: load the pretrained weights")
     p.add_argument("--compare-tokenize", action="store_true",
                    help="items/s of zoo tokenize vs per-file encode loops (eval/tokenize_speed.py)")
     p.add_argument("--copies", type=int, default=8, help="--compare-tokenize: copies of the offline photos")
@@ -82,6 +88,8 @@ def main(argv=None) -> int:
         return _precision(args, names)
     if args.onnx:
         return _onnx(args, names)
+    if args.profile:
+        return _profile(args, names)
     sizes = [float(s) for s in args.sizes.split(",") if s] or [None]
     cases = [Case(name=n, batch_size=int(b), size=s, device=args.device, dtype=d, compile=args.compile,
                   repeats=args.repeats, warmup=args.warmup, decode_kwargs=kw, threads=args.threads)
@@ -131,6 +139,26 @@ def _onnx(args, names: list[str]) -> int:
         rows += compare_onnx(names, batch_size=int(b), size=sizes[0], threads=args.threads, repeats=args.repeats,
                              warmup=args.warmup)
     print(write_onnx_report(rows, args.out).read_text())
+    return 0
+
+
+def _profile(args, names: list[str]) -> int:
+    import torch
+
+    import zoo
+    from eval.benchmark import make_input
+    from eval.op_profile import profile_ops, write_profile_report
+
+    size = next((float(s) for s in args.sizes.split(",") if s), None)
+    kwargs = _parse_decode(args.decode)[0]
+    rows = []
+    for name in names:
+        torch.manual_seed(0)
+        tok = zoo.create_tokenizer(name, pretrained=args.pretrained).eval()
+        x = make_input(tok, zoo.get_info(name), int(args.batch_sizes.split(",")[0]), size)
+        result = profile_ops(tok, x, decode_kwargs=kwargs, threads=args.threads, warmup=args.warmup)
+        rows.append({"tokenizer": name, "input": "x".join(map(str, x.shape)), **result})
+    print(write_profile_report(rows, args.out).read_text())
     return 0
 
 

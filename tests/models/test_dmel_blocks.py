@@ -44,3 +44,41 @@ def test_blocked_ids_equal_the_dmel_package(tok):
         expected, _ = ref(x, lengths)
         got = tok.encode(x, bos_eos=True, lengths=lengths).ids
     assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize("n_bits,lo,hi", [(4, -7.0, 2.0), (1, -7.0, 2.0), (8, -11.5, 3.25), (6, -5.0, 0.5)])
+def test_uniform_binner_equals_bucketize_at_every_decision_point(n_bits, lo, hi):
+    """The no-grad path's binner (estimate from the uniform step, then one exact comparison on each
+    side) gives bucketize's ids on values a few ulps around every decision point and far outside."""
+    from zoo.models.dmel import _UniformBins
+
+    tok = zoo.models.dmel.DMel(n_bits=n_bits, min_value=lo, max_value=hi)
+    t = tok.thresholds
+    binner = _UniformBins(t)
+    assert binner.applies
+    near = [t]
+    for direction in (float("-inf"), float("inf")):
+        v = t
+        for _ in range(3):
+            v = torch.nextafter(v, torch.full_like(v, direction))
+            near.append(v)
+    x = torch.cat(near + [tok.centers, torch.linspace(lo - 40, hi + 40, 20001), torch.tensor([-3e38, 3e38])])
+    assert torch.equal(binner(x, t), torch.bucketize(x, t, right=True))
+
+
+def test_uniform_binner_falls_back_on_uneven_thresholds():
+    from zoo.models.dmel import _UniformBins
+
+    t = torch.tensor([0.0, 0.1, 5.0, 5.1])
+    binner = _UniformBins(t)
+    assert not binner.applies
+    x = torch.linspace(-1, 6, 701)
+    assert torch.equal(binner(x, t), torch.bucketize(x, t, right=True))
+
+
+@pytest.mark.parametrize("shape,pad", [((1, 1025), 512), ((3, 700), 512), ((2, 9), 8)])
+def test_reflect_pad_equals_torch(shape, pad):
+    from zoo.models.dmel import _reflect_pad
+
+    x = torch.randn(shape)
+    assert torch.equal(_reflect_pad(x, pad), torch.nn.functional.pad(x[:, None], (pad, pad), mode="reflect")[:, 0])
