@@ -26,6 +26,8 @@ from typing import Any
 
 import torch
 
+from zoo.distributed import finish_process_group
+
 from .metric import EvalConfig, EvalMetric, MetricContext
 from .metric_registry import DEFAULTS, METRICS, build_metric, registry_order
 
@@ -90,21 +92,6 @@ def _distributed(device_arg: str | None):
         return state.process_index, state.num_processes, device
     device = device_arg or ("cuda" if torch.cuda.is_available() else "cpu")
     return 0, 1, torch.device(device)
-
-
-def _end_distributed(completed: bool) -> None:
-    """Tear the process group down before the interpreter exits: a gloo group left to the exit
-    handlers can abort a rank ("terminate called without an active exception").
-
-    After a run every rank ``completed``, the ranks first meet at a barrier, so that none tears its
-    connections down (and exits) while a peer still writes outputs or finishes a collective: a rank
-    that left early aborted a CI run. After an error there is no barrier (the peers may never come)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        if completed:
-            dist.barrier()
-        dist.destroy_process_group()
 
 
 def load_tokenizer(args) -> tuple[Any, Any]:
@@ -333,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         report = evaluate(args)
         completed = True
     finally:
-        _end_distributed(completed)
+        finish_process_group(completed)
     rank = int(os.environ.get("RANK", "0"))
     if rank == 0:
         from .report import to_jsonable

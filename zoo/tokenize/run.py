@@ -73,13 +73,12 @@ class _Ranks:
         return int(t)
 
     def close(self, completed: bool) -> None:
-        """Destroy the group this object created; after a ``completed`` run the ranks first meet at a
-        barrier, so that no rank exits while rank 0 still writes the manifest (a gloo rank torn down
-        early can abort)."""
+        """Destroy the group this object created (:func:`zoo.distributed.finish_process_group`: after a
+        ``completed`` run no rank exits while rank 0 still writes the manifest)."""
         if self.created:
-            if completed:
-                self.dist.barrier()
-            self.dist.destroy_process_group()
+            from ..distributed import finish_process_group
+
+            finish_process_group(completed)
 
 
 def _load_tokenizer(tokenizer, pretrained: bool, weights, name: str | None):

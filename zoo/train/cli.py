@@ -41,9 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_recipe:
         print(json.dumps(recipe, indent=1, default=str))
         return 0
+    from ..distributed import finish_process_group
     from .trainer import train
 
-    metrics = train(recipe, resume=args.resume)
+    completed = False
+    try:
+        metrics = train(recipe, resume=args.resume)
+        completed = True
+    finally:
+        finish_process_group(completed)
     final = {k: round(v, 6) for k, v in metrics.items() if k.startswith("eval/")}
     if final:
         print("final " + json.dumps(final), flush=True)
