@@ -112,10 +112,10 @@ def _reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
 class _UniformBins:
     """``torch.bucketize(x, thresholds, right=True)`` for nearly uniform thresholds, in a few elementwise
     passes: estimate the bin from the uniform step, then correct it by one comparison on each side with
-    the exact thresholds (identical ids; ``bucketize``'s binary search is ~2x slower on CPU).
+    the exact thresholds (identical ids; about 15 % faster than ``bucketize``'s binary search on CPU).
 
-    Valid when every threshold lies within half a step of its uniform position (checked by
-    :meth:`applies`), so the estimate is off by at most one bin. Finite inputs only.
+    Valid when every threshold lies within half a step of its uniform position (``applies``; else
+    ``bucketize`` runs), so the estimate is off by at most one bin. Finite inputs only.
     """
 
     def __init__(self, thresholds: torch.Tensor):
