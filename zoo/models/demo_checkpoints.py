@@ -12,9 +12,8 @@ families' entries; their ``metrics`` are measured on those held-out items by ``e
 - ``stoi_heldout`` / ``pesq_heldout`` (wide-band) / ``pesq_nb_heldout`` (narrow-band, 8 kHz) /
   ``dnsmos_ovrl_heldout``: 6 held-out utterances (3 Dutch, 3 English; first 4 s).
 
-``zoo/weights/titok_demo64_stage1`` is not a tokenizer entry: it is the first training stage of
-``titok_demo64.demo`` (``recipes/demo/titok_demo64_stage1.yaml``), shipped because the second
-stage's recipe starts from it.
+A folder of ``zoo/weights/`` that is not a tokenizer entry may only hold the ``init_from`` weights
+of a demo recipe (none at present).
 """
 from __future__ import annotations
 

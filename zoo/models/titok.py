@@ -16,6 +16,9 @@ Image ``[B, 3, S, S]`` in [0, 1] -> N token ids ``[B, N]`` -> image. Variants, a
 * ``tail_drop`` (One-D-Piece): training decodes a random prefix of L ~ U{1..N} tokens (one L per
   batch; with ``tail_drop_prob`` < 1 only that fraction of batches is truncated, the others decode
   all N tokens); every model decodes prefixes with ``decode(tokens, length=L)``.
+* ``linear_path`` (zoo option, not in the published models): a global affine transform code
+  (:class:`~zoo.models.titok_linear_path.LinearTransformPath`) added to the encoder's
+  pre-quantizer latents and to the pixel decoder's output (pixel head, VQ or FSQ only).
 * ``text_dim`` > 0 (TA-TiTok): the decoder also attends to CLIP text features passed as
   ``decode(tokens, text_guidance=[B, 77, 768])``.
 """
@@ -31,6 +34,7 @@ from ..api import Tokenizer, TokenizerOutput, Tokens
 from ..quant import FSQ, VectorQuantizer
 from .maskgit_vqgan import MaskGITVQGAN, MaskGITVQGANDecoder, load_proxy_vqgan
 from .titok_blocks import VIT_SIZES, TiTokDecoder, TiTokEncoder
+from .titok_linear_path import LinearTransformPath
 
 __all__ = ["TiTok"]
 
@@ -68,6 +72,7 @@ class TiTok(Tokenizer):
     tail_drop: One-D-Piece tail-token drop during training; tail_drop_prob: fraction of training batches
         truncated (1.0: every batch, as One-D-Piece).
     text_dim / text_len: TA-TiTok text guidance width and length (0 = none).
+    linear_path: add a global linear transform code to the latents and pixels (see the module docstring).
     kl_weight: weight of the VAE KL term in ``forward``.
     """
 
@@ -82,7 +87,7 @@ class TiTok(Tokenizer):
                  l2_norm: bool = True, commitment_weight: float = 0.25, legacy_readout: bool = True,
                  decoder_head: str = "proxy", pixel_decoder: dict | None = None, proxy_weights: str | None = None,
                  tail_drop: bool = False, text_dim: int = 0, text_len: int = 0, kl_weight: float = 1e-6,
-                 fsq_levels: list[int] | None = None, tail_drop_prob: float = 1.0):
+                 fsq_levels: list[int] | None = None, tail_drop_prob: float = 1.0, linear_path: bool = False):
         super().__init__()
         if quantizer not in ("vq", "fsq", "vae"):
             raise ValueError(f"quantizer must be 'vq', 'fsq' or 'vae', got {quantizer!r}")
@@ -107,6 +112,9 @@ class TiTok(Tokenizer):
                              f"codebook_size={codebook_size}")
         if not 0.0 < float(tail_drop_prob) <= 1.0:
             raise ValueError(f"tail_drop_prob must be in (0, 1], got {tail_drop_prob}")
+        if linear_path and (decoder_head != "pixel" or quantizer == "vae"):
+            raise ValueError("linear_path needs decoder_head='pixel' and a quantizer ('vq' or 'fsq'), got "
+                             f"decoder_head={decoder_head!r}, quantizer={quantizer!r}")
         if bool(text_dim) != bool(text_len):
             raise ValueError(f"text_dim and text_len must both be set or both 0, got {text_dim}, {text_len}")
         ew, ed, eh = _vit(enc_size, enc_width, enc_depth, enc_heads, "enc")
@@ -138,6 +146,7 @@ class TiTok(Tokenizer):
             if image_size // dec_patch_size * 2 ** (len(self.pixel_decoder.up) - 1) != image_size:
                 raise ValueError(f"pixel decoder with {len(self.pixel_decoder.up)} levels does not map the "
                                  f"{image_size // dec_patch_size}-cell grid to {image_size} px")
+        self.linear_path = LinearTransformPath(image_size, num_tokens, codebook_dim) if linear_path else None
         self._proxy: list[MaskGITVQGAN] = []  # kept out of the state dict on purpose
         self._proxy_weights = proxy_weights
 
@@ -181,7 +190,8 @@ class TiTok(Tokenizer):
         """Image ``[B, 3, S, S]`` in [0, 1] -> encoder output ``[B, N, C]`` (VAE: C = 2 * codebook_dim,
         mean then log-variance)."""
         self._check_size(x.shape[-2:])
-        return self.encoder(x)
+        z = self.encoder(x)
+        return z if self.linear_path is None else z + self.linear_path.encode(x).to(z.dtype)
 
     def latents_to_pixels(self, z: torch.Tensor, key_padding: torch.Tensor | None = None,
                           text_guidance: torch.Tensor | None = None) -> torch.Tensor:
@@ -189,7 +199,7 @@ class TiTok(Tokenizer):
         ``[B, 1024, g, g]`` for a proxy head without pixel decoder and proxy tokenizer)."""
         out = self.decoder(z, key_padding=key_padding, text=text_guidance)
         if self.decoder_head == "pixel":
-            return out
+            return out if self.linear_path is None else out + self.linear_path.decode(z, key_padding).to(out.dtype)
         if self.pixel_decoder is not None:
             return self._soft_pixel_decode(out)
         proxy = self.proxy_tokenizer
@@ -285,7 +295,7 @@ class TiTok(Tokenizer):
         stats: dict[str, torch.Tensor] = {}
         frozen = self.pixel_decoder is not None
         with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
-            z = self.encoder(x)
+            z = self.encode_latents(x)
             if self.quantize is None:
                 mean, logvar = z.float().chunk(2, dim=-1)
                 logvar = logvar.clamp(-30.0, 20.0)
@@ -308,7 +318,8 @@ class TiTok(Tokenizer):
             zq = zq[:, :length]
             stats["length"] = torch.tensor(float(length))
         tokens = Tokens(ids=ids, input_shape=tuple(x.shape[-2:]))
-        out = self.decoder(zq, text=text_guidance)
+        out = self.latents_to_pixels(zq, text_guidance=text_guidance) if self.decoder_head == "pixel" \
+            else self.decoder(zq, text=text_guidance)
         extras: dict[str, Any] = {"latents": zq}
         if self.decoder_head == "proxy" and self.pixel_decoder is None:
             proxy = self.proxy_tokenizer

@@ -68,11 +68,11 @@ def _official(*, name: str, kwargs: dict, hf_repo: str, rfid: float, paper: str,
 
 #: builder kwargs of the packaged demo, identical to its config.json (tests/test_demo.py checks it)
 TITOK_DEMO64 = dict(image_size=64, enc_patch_size=8, dec_patch_size=8, enc_size=None, dec_size=None, enc_width=128,
-                    enc_depth=4, enc_heads=2, dec_width=192, dec_depth=4, dec_heads=3, num_tokens=64, codebook_dim=6,
-                    codebook_size=64000, quantizer="fsq", fsq_levels=[8, 8, 8, 5, 5, 5], l2_norm=False,
+                    enc_depth=4, enc_heads=2, dec_width=192, dec_depth=4, dec_heads=3, num_tokens=64, codebook_dim=4,
+                    codebook_size=65536, quantizer="fsq", fsq_levels=[64, 16, 8, 8], l2_norm=False,
                     commitment_weight=0.25,
                     legacy_readout=False, decoder_head="pixel", pixel_decoder=None, proxy_weights=None,
-                    tail_drop=True, tail_drop_prob=0.5, text_dim=0, text_len=0, kl_weight=1e-06)
+                    tail_drop=True, tail_drop_prob=0.5, text_dim=0, text_len=0, kl_weight=1e-06, linear_path=True)
 # tiny untrained architecture for CPU recipes and tests
 _TINY = dict(image_size=64, enc_size=None, dec_size=None, enc_width=128, enc_depth=2, dec_width=128, dec_depth=2,
              num_tokens=16, codebook_dim=16, codebook_size=256, quantizer="vq", l2_norm=True, legacy_readout=False,
@@ -137,20 +137,19 @@ ENTRIES = (
               notes="One-D-Piece-S-256."),
     TokenizerInfo(
         name="titok_demo64.demo", builder=TiTok, modality="image", family="titok", kwargs=dict(TITOK_DEMO64),
-        input_size=(64, 64), compression="64 tokens x 15.97 bits = 1022 bits / 64x64x3x8 bits (96x)",
+        input_size=(64, 64), compression="64 tokens x 16 bits = 1024 bits / 64x64x3x8 bits (96x)",
         source=demo_source("titok_demo64"), license="Apache-2.0", paper=_TITOK_PAPER,
-        metrics={"psnr_heldout": 18.18, "ssim_heldout": 0.377, "psnr_heldout_crops": 20.08},
+        metrics={"psnr_heldout": 21.89, "ssim_heldout": 0.532, "psnr_heldout_crops": 24.23},
         notes=demo_notes(
-            "titok_demo64", "4000 (stage 1) + 2500 (stage 2)", DATA_IMAGES, "55 + 31 min",
+            "titok_demo64", "4000", DATA_IMAGES, "38 min",
             "TiTok with a pixel decoder (the single-stage variant: no proxy codes; MSE only, no perceptual/GAN "
-            "loss), ViT encoder 128x4 / "
-            "decoder 192x4, patch 8, FSQ levels 8,8,8,5,5,5 (64,000 codes), cosine LR + EMA. 64x64 input "
-            "only. Two stages: `OMP_NUM_THREADS=1 python scripts/train.py recipes/demo/titok_demo64_stage1.yaml` "
-            "(4000 steps on the 15 mate-backgrounds + scikit-image training photos, without tail drop: 17.75 dB; "
-            "its weights ship in zoo/weights/titok_demo64_stage1) initialises stage 2, which adds the wallpaper "
-            "photos and One-D-Piece tail-token drop on half of the batches: decode(tokens, length=L) works for "
-            "any L (held-out PSNR 16.90 / 17.41 / 17.98 / 18.18 dB at 8 / 16 / 32 / 64 tokens). "
-            "(A first version with a 1024 x 12 VQ codebook and dead-code restarts reached 17.12 dB.)")),
+            "loss), ViT encoder 128x4 / decoder 192x4, patch 8, FSQ levels 64,16,8,8 (65,536 codes), plus the "
+            "zoo's linear transform path (`linear_path=True`, zoo/models/titok_linear_path.py: a global affine "
+            "image -> latent and code -> image map, not in the published TiTok), PCA-initialised on 3000 "
+            "training crops (recipes/demo/titok_init.py; the initial tokenizer scores 21.73 dB on the held-out "
+            "photos), then trained end to end with One-D-Piece tail-token drop on half of the batches: "
+            "decode(tokens, length=L) works for any L (held-out PSNR 17.27 / 18.26 / 19.58 / 21.89 dB at 8 / 16 / 32 / 64 tokens). 64x64 input only. "
+            "(The earlier ViT-only demo, 6500 steps in two stages, reached 18.18 dB.)")),
     TokenizerInfo(
         name="titok_tiny.untrained", builder=TiTok, modality="image", family="titok", kwargs=dict(_TINY),
         input_size=(64, 64), compression=_compression(_TINY), paper=_TITOK_PAPER,
