@@ -17,11 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers.linear import linear
+
 __all__ = ["LinearTransformPath"]
 
 
 class _ScaledLinear(nn.Module):
-    """``y = x @ weight.T / sqrt(in_features) + bias`` (weight entries ~ unit scale)."""
+    """``y = (x @ weight.T) / sqrt(in_features) + bias`` (weight entries ~ unit scale)."""
 
     def __init__(self, in_features: int, out_features: int):
         super().__init__()
@@ -31,7 +33,9 @@ class _ScaledLinear(nn.Module):
         self.gain = 1.0 / math.sqrt(in_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight.to(x.dtype) * self.gain, self.bias.to(x.dtype))
+        # scale the [B, out] product rather than the [out, in] weight on every call; the project's
+        # linear takes the oneDNN fast path in fp32 CPU inference
+        return torch.add(self.bias.to(x.dtype), linear(x, self.weight.to(x.dtype)), alpha=self.gain)
 
     def set_matrix(self, matrix: torch.Tensor, bias: torch.Tensor) -> None:
         """Make the layer compute ``x @ matrix.T + bias`` (matrix ``[out, in]``)."""
