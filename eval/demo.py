@@ -281,6 +281,26 @@ def verdicts(rows: list[dict]) -> list[str]:
             margin = r[metric] - best[metric]
             lines.append(f"- `{r['tokenizer']}` {metric} {r[metric]:.3f} vs {best['tokenizer']} {best[metric]:.3f}: "
                          f"{'beats it' if margin > 0 else 'loses'} by {abs(margin):.3f}")
+        if r["modality"] == "audio" and "curve" in r:  # residual codecs: every number of codebooks is a rate
+            lines += _curve_verdicts(r, rows)
+    return lines
+
+
+def _curve_verdicts(r: dict, rows: list[dict]) -> list[str]:
+    """Verdict lines of a residual codec decoded from its first k codebooks (k below all of them)."""
+    from eval.demo_baselines import best_classic
+
+    lines, c = [], r["curve"]
+    for i, k in enumerate(c["n_q"][:-1]):
+        point = {"modality": "audio", "bits_per_s": c["bits_per_s"][i], **{m: c[m][i] for m in VERDICT_METRICS["audio"]}}
+        for metric in VERDICT_METRICS["audio"]:
+            best = best_classic(point, rows, metric)
+            if best is None:
+                continue
+            margin = point[metric] - best[metric]
+            lines.append(f"- `{r['tokenizer']}` from {k} codebooks ({point['bits_per_s']:.0f} bit/s) {metric} "
+                         f"{point[metric]:.3f} vs {best['tokenizer']} {best[metric]:.3f}: "
+                         f"{'beats it' if margin > 0 else 'loses'} by {abs(margin):.3f}")
     return lines
 
 

@@ -21,7 +21,7 @@ import zoo
 from zoo.config_names import constructor_kwargs
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = ("titok_demo64.demo", "wavtokenizer_demo75.demo", "dmel_vocos_demo.demo")
+DEMO = ("titok_demo64.demo", "wavtokenizer_demo75.demo", "dmel_vocos_demo.demo", "mel_rvq_demo.demo")
 #: every packaged demo weight together (issue 16: under 40 MB)
 MAX_TOTAL_BYTES = 40_000_000
 #: allowed drop below the recorded metric (run-to-run noise of CPU kernels is far smaller)
@@ -194,7 +194,7 @@ def test_demo_writes_report_grid_wavs_and_spectrograms(demo_run):
     wavs = sorted((out / "audio").glob("*.wav"))
     originals = [w for w in wavs if w.stem.endswith("__original")]
     assert len(originals) == 6
-    for arch in ("wavtokenizer_demo75", "dmel_vocos_demo", "dmel"):
+    for arch in ("wavtokenizer_demo75", "dmel_vocos_demo", "mel_rvq_demo", "dmel"):
         recon = [w for w in wavs if w.stem.endswith(f"__{arch}")]
         assert len(recon) == 6
         info = sf.info(str(recon[0]))
@@ -231,6 +231,12 @@ def test_demo_compares_with_classic_codecs_at_equal_bits(demo_run):
     image = next(r for r in rows if r["tokenizer"] == "titok_demo64.demo")
     curve = image["curve"]
     assert curve["tokens"] == [8, 16, 32, 64] and curve["psnr"][-1] == pytest.approx(image["psnr"], abs=1e-6)
+    # the residual codec decoded from its first k codebooks: one rate per k, each with its verdict
+    codec = next(r for r in rows if r["tokenizer"] == "mel_rvq_demo.demo")
+    levels = codec["curve"]
+    assert levels["n_q"] == list(range(1, 16)) and levels["bits_per_s"] == [200.0 * k for k in range(1, 16)]
+    assert levels["stoi"][-1] == pytest.approx(codec["stoi"], abs=1e-6) and levels["stoi"][0] < levels["stoi"][-1]
+    assert "`mel_rvq_demo.demo` from 4 codebooks (800 bit/s) pesq_nb" in stdout
     report = (out / "report.md").read_text()
     assert "rate_distortion.png" in report and "no more bits" in report and "Codec2 1200" in report
     assert "titok_demo64.demo` psnr" in stdout  # the margin over the best classic codec is printed
@@ -251,4 +257,11 @@ def test_demo_checkpoints_keep_their_held_out_quality(demo_run):
                 floor = recorded[key] - MARGIN[column]
                 assert row[column] >= floor, f"{row['tokenizer']} {column} {row[column]:.3f} < floor {floor:.3f}"
                 checked += 1
-    assert checked == 3 + 3 * sum(zoo.get_info(n).modality == "audio" for n in DEMO)
+        for i, k in enumerate(row.get("curve", {}).get("n_q", [])):  # residual codecs: the recorded lower rates
+            for column in ("stoi", "pesq", "pesq_nb"):
+                key = f"{METRIC_KEYS[column]}_{k}cb"
+                if key in recorded:
+                    floor = recorded[key] - MARGIN[column]
+                    assert row["curve"][column][i] >= floor, f"{row['tokenizer']} {key} {row['curve'][column][i]:.3f}"
+                    checked += 1
+    assert checked == 3 + 3 * sum(zoo.get_info(n).modality == "audio" for n in DEMO) + 3  # + mel_rvq at 4 codebooks

@@ -73,3 +73,25 @@ def test_bad_inputs_are_refused(speech):
         opus(speech[0], 16000, 2)
     with pytest.raises(TypeError, match="float"):
         codec2(torch.zeros(100, dtype=torch.int16), 16000, "3200")
+
+
+def test_verdicts_compare_every_codebook_count_with_the_classic_codecs_at_no_more_bits():
+    """A residual codec's report row carries a curve over k codebooks: each k is a rate of its own and
+    gets its verdict against the best classic codec at no more bits (none below the cheapest codec)."""
+    from eval.demo import verdicts
+
+    rows = [
+        {"tokenizer": "Codec2 700C", "classic": True, "modality": "audio", "bits_per_s": 797.0, "rate_bits_per_s": 700,
+         "stoi": 0.50, "pesq": 1.20, "pesq_nb": 1.50},
+        {"tokenizer": "Codec2 3200", "classic": True, "modality": "audio", "bits_per_s": 3200.0,
+         "rate_bits_per_s": 3200, "stoi": 0.70, "pesq": 1.30, "pesq_nb": 1.80},
+        {"tokenizer": "codec", "modality": "audio", "bits_per_s": 3000.0, "stoi": 0.72, "pesq": 1.5, "pesq_nb": 2.0,
+         "curve": {"n_q": [1, 4, 15], "bits_per_s": [200.0, 800.0, 3000.0], "stoi": [0.3, 0.55, 0.72],
+                   "pesq": [1.0, 1.25, 1.5], "pesq_nb": [1.1, 1.45, 2.0]}},
+    ]
+    lines = verdicts(rows)
+    assert "- `codec` stoi 0.720 vs Codec2 700C 0.500: beats it by 0.220" in lines  # 3200 spends more bits
+    assert "- `codec` from 4 codebooks (800 bit/s) pesq_nb 1.450 vs Codec2 700C 1.500: loses by 0.050" in lines
+    assert "- `codec` from 4 codebooks (800 bit/s) stoi 0.550 vs Codec2 700C 0.500: beats it by 0.050" in lines
+    assert not any("from 1 codebooks" in line for line in lines)  # 200 bit/s: no classic codec that cheap
+    assert not any("from 15 codebooks" in line for line in lines)  # the full rate is the row itself

@@ -46,3 +46,19 @@ def test_channel_first_layout_and_stats():
     torch.testing.assert_close(stats["usage"], torch.tensor(2 / 3))
     p = torch.tensor([0.75, 0.25])
     torch.testing.assert_close(stats["perplexity"], torch.exp(-(p * p.log()).sum()))
+
+
+def test_chunked_nearest_code_matches_the_dense_search():
+    """Row chunks and a dropped |z|^2 give the dense search's ids (random data: no near-ties), also
+    with a last chunk shorter than the others and under autocast; k-means takes it as its search."""
+    from zoo.quant.ema_vq import kmeans
+    from zoo.quant.vq import nearest_code, nearest_code_chunked
+
+    g = torch.Generator().manual_seed(0)
+    z, codebook = torch.randn(1000, 12, generator=g), torch.randn(64, 12, generator=g)
+    assert torch.equal(nearest_code_chunked(z, codebook, chunk=300), nearest_code(z, codebook))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(nearest_code_chunked(z.bfloat16(), codebook, chunk=256), nearest_code(z.bfloat16(), codebook))
+    dense = kmeans(z, 16, 5, generator=torch.Generator().manual_seed(1))
+    chunked = kmeans(z, 16, 5, generator=torch.Generator().manual_seed(1), assign=nearest_code_chunked)
+    torch.testing.assert_close(chunked, dense)

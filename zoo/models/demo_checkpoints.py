@@ -3,8 +3,8 @@
 Trained on the offline real data with the repository's trainer and the recipes in ``recipes/demo/``
 (the recipe header and each entry's notes give the exact command); held-out photos / utterances
 (``zoo.data.offline.photo_split`` / ``speech_split``) were never seen in training. The entries
-(``titok_demo64.demo``, ``wavtokenizer_demo75.demo``, ``dmel_vocos_demo.demo``) sit with their
-families' entries; their ``metrics`` are measured on those held-out items by ``eval/demo.py``
+(``titok_demo64.demo``, ``wavtokenizer_demo75.demo``, ``dmel_vocos_demo.demo``, ``mel_rvq_demo.demo``) sit
+with their families' entries; their ``metrics`` are measured on those held-out items by ``eval/demo.py``
 (``python -m zoo demo``) with the packaged (float16-stored) weights:
 
 - ``psnr_heldout`` / ``ssim_heldout``: 8-bit PSNR (dB) / SSIM of the 5 held-out photos at 64x64

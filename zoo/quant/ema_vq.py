@@ -41,16 +41,17 @@ def _sample_rows(x: torch.Tensor, num: int, generator: torch.Generator | None = 
 
 @torch.no_grad()
 def kmeans(x: torch.Tensor, num_clusters: int, num_iters: int = 10,
-           generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+           generator: torch.Generator | None = None, assign=nearest_code) -> tuple[torch.Tensor, torch.Tensor]:
     """Lloyd's k-means on ``x`` ``[M, D]`` (float32) -> (centroids ``[K, D]``, counts ``[K]``).
 
-    Initial centroids are random rows; empty clusters keep their previous centroid.
+    Initial centroids are random rows; empty clusters keep their previous centroid. assign: the
+    nearest-centroid search (``zoo.quant.vq.nearest_code_chunked`` for many vectors).
     """
     x = x.float()
     means = _sample_rows(x, num_clusters, generator)
     counts = torch.zeros(num_clusters, device=x.device, dtype=torch.long)
     for _ in range(num_iters):
-        ids = nearest_code(x, means)
+        ids = assign(x, means)
         counts = torch.bincount(ids, minlength=num_clusters)
         sums = torch.zeros_like(means).index_add_(0, ids, x)
         new = sums / counts.clamp_min(1).unsqueeze(1).to(x.dtype)

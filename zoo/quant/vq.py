@@ -12,7 +12,7 @@ from torch import nn
 
 from .base import Quantizer, QuantizerOutput, codebook_stats
 
-__all__ = ["VectorQuantizer", "nearest_code", "squared_distances"]
+__all__ = ["VectorQuantizer", "nearest_code", "nearest_code_chunked", "squared_distances"]
 
 
 def squared_distances(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
@@ -31,6 +31,17 @@ def nearest_code(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     """z ``[M, D]``, codebook ``[K, D]`` -> ids ``[M]`` of the nearest code (squared L2,
     see :func:`squared_distances`)."""
     return squared_distances(z, codebook).argmin(dim=1)
+
+
+def nearest_code_chunked(z: torch.Tensor, codebook: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """:func:`nearest_code` for large ``M`` (k-means over many vectors): ``argmin(|e|^2 - 2 z.e)`` (the
+    row constant ``|z|^2`` dropped) as one fused ``addmm`` per ``chunk`` rows, float32, so the
+    ``[M, K]`` distance matrix is never materialised. Same ids up to rounding at near-ties."""
+    with torch.autocast(device_type=z.device.type, enabled=False):
+        z, codebook = z.float(), codebook.float()
+        norms, codes_t = codebook.pow(2).sum(1), codebook.t()
+        return torch.cat([torch.addmm(norms, z[i:i + chunk], codes_t, alpha=-2.0).argmin(dim=1)
+                          for i in range(0, z.shape[0], chunk)])
 
 
 class VectorQuantizer(Quantizer):
