@@ -9,6 +9,9 @@ ids within the codebook) and without shape bookkeeping that would fix the traced
 - dMel: audio ``[B, T]`` -> ids ``[B, T // hop + 1, n_mels]`` (the float32 STFT path, with
   ``bucketize`` written as a count of the thresholds below each value: identical ids by
   definition) -> audio ``[B, (F - 1) * hop]`` through the Vocos vocoder.
+- Mel residual VQ: audio ``[B, T]`` -> ids ``[B, ceil(F / stack), Q]`` (dMel's float32 log-mel path)
+  -> audio ``[B, (N * stack - 1) * hop]`` from all Q codebooks, whole groups of frames as ``decode``
+  without ``Tokens.num_samples`` (keep the first T samples).
 """
 from __future__ import annotations
 
@@ -26,9 +29,9 @@ class ExportError(ValueError):
 
 
 #: tokenizer class name -> export family
-_FAMILY_OF_CLASS = {"TiTok": "titok", "WavTokenizer": "wavtokenizer", "DMel": "dmel"}
+_FAMILY_OF_CLASS = {"TiTok": "titok", "WavTokenizer": "wavtokenizer", "DMel": "dmel", "MelRVQ": "mel_rvq"}
 #: registry families whose tokenizers export (One-D-Piece shares TiTok's class)
-EXPORTABLE_FAMILIES = ("titok", "onedpiece", "wavtokenizer", "dmel")
+EXPORTABLE_FAMILIES = ("titok", "onedpiece", "wavtokenizer", "dmel", "mel_rvq")
 
 
 def export_family(tok) -> str:
@@ -36,7 +39,8 @@ def export_family(tok) -> str:
     family = _FAMILY_OF_CLASS.get(type(tok).__name__)
     if family is None:
         raise ExportError(f"ONNX export supports {', '.join(EXPORTABLE_FAMILIES)} (TiTok / One-D-Piece, "
-                          f"WavTokenizer and dMel tokenizers, demo ones included), not {type(tok).__name__}")
+                          f"WavTokenizer, dMel and mel residual-VQ tokenizers, demo ones included), "
+                          f"not {type(tok).__name__}")
     if family == "titok" and tok.quantize is None:
         raise ExportError("this TiTok is continuous (VAE): its latents are not ids; ONNX export covers the "
                           "discrete (VQ / FSQ) TiTok and One-D-Piece tokenizers")
@@ -59,7 +63,7 @@ def _wavtokenizer_audio(tok, ids: torch.Tensor) -> torch.Tensor:
     return tok._waveform(tok.quantizer.ids_to_latents(ids), tok._bandwidth_id(None, ids.shape[0]))
 
 
-def _dmel_ids(tok, x: torch.Tensor) -> torch.Tensor:
+def _dmel_log_mel(tok, x: torch.Tensor) -> torch.Tensor:
     """The float32 path of ``DMel._log_mel_fp32`` in exportable ops: the power spectrum out of place
     (``re^2 + im^2``, the same arithmetic), one matmul with the used rows of the filterbank."""
     spec = torch.stft(x.float(), tok.n_fft, tok.hop_length, tok.win_length, tok.window, center=True,
@@ -68,17 +72,30 @@ def _dmel_ids(tok, x: torch.Tensor) -> torch.Tensor:
     parts = torch.view_as_real(spec[:, first:last]).square()
     mag = (parts[..., 0] + parts[..., 1]).clamp_min(_POWER_FLOOR).sqrt()  # [B, used bins, F]
     mel = torch.matmul(mag.transpose(1, 2), tok.fbank[first:last])  # [B, F, n_mels]
-    log_mel = mel.clamp_min(tok.mel_floor).log10()
+    return mel.clamp_min(tok.mel_floor).log10()
+
+
+def _dmel_ids(tok, x: torch.Tensor) -> torch.Tensor:
     # bucketize(right=True) is the number of thresholds <= the value
-    return (log_mel.unsqueeze(-1) >= tok.thresholds).sum(-1)
+    return (_dmel_log_mel(tok, x).unsqueeze(-1) >= tok.thresholds).sum(-1)
 
 
 def _dmel_audio(tok, ids: torch.Tensor) -> torch.Tensor:
     return tok.vocode(tok.dequantize(ids), None, vocoder="vocos")
 
 
-_ENCODERS = {"titok": _titok_ids, "wavtokenizer": _wavtokenizer_ids, "dmel": _dmel_ids}
-_DECODERS = {"titok": _titok_pixels, "wavtokenizer": _wavtokenizer_audio, "dmel": _dmel_audio}
+def _mel_rvq_ids(tok, x: torch.Tensor) -> torch.Tensor:
+    groups = tok.group_frames(_dmel_log_mel(tok.mel, x))
+    return tok.quantizer(tok.to_codes(tok.encoder(groups))).ids
+
+
+def _mel_rvq_audio(tok, ids: torch.Tensor) -> torch.Tensor:
+    return tok._decode(Tokens(ids=ids))
+
+
+_ENCODERS = {"titok": _titok_ids, "wavtokenizer": _wavtokenizer_ids, "dmel": _dmel_ids, "mel_rvq": _mel_rvq_ids}
+_DECODERS = {"titok": _titok_pixels, "wavtokenizer": _wavtokenizer_audio, "dmel": _dmel_audio,
+             "mel_rvq": _mel_rvq_audio}
 
 
 class EncoderGraph(nn.Module):

@@ -96,7 +96,7 @@ def export_onnx(tok, out_dir: str | Path, *, name: str | None = None, parts=("en
                 opset: int = DEFAULT_OPSET) -> dict:
     """Write ``encoder.onnx`` / ``decoder.onnx`` (those in ``parts``) and ``metadata.json`` to ``out_dir``.
 
-    tok: a TiTok / One-D-Piece, WavTokenizer or dMel tokenizer (any other raises ``ExportError``
+    tok: a TiTok / One-D-Piece, WavTokenizer, dMel or mel residual-VQ tokenizer (any other raises ``ExportError``
     naming the supported families; it is put in eval mode on the CPU); name: recorded in the
     metadata (registry name or folder). Graphs are float32. Returns the metadata dict.
     """
@@ -159,10 +159,18 @@ def _metadata(tok, family: str, name: str | None, ids: torch.Tensor, opset: int,
                     signal_shape=["batch", 3, side, side],
                     notes="images RGB float32 in [0, 1] at exactly this size; the decoder clamps to [0, 1]")
     else:
-        hop = tok.hop_length
+        hop = tok.mel.hop_length if family == "mel_rvq" else tok.hop_length
         meta.update(sample_rate=tok.sample_rate, hop_length=hop, tokens_per_second=tok.tokens_per_second,
                     input_shape=["batch", "samples"])
-        if family == "wavtokenizer":
+        if family == "mel_rvq":
+            n = tok.stack
+            meta.update(ids_shape=["batch", f"ceil((samples // {hop} + 1) / {n})", tok.num_quantizers],
+                        signal_shape=["batch", f"(positions * {n} - 1) * {hop}"],
+                        notes=f"mono float32 in [-1, 1] at {tok.sample_rate} Hz, more than {tok.mel.n_fft // 2} "
+                              f"samples; ids hold {tok.num_quantizers} residual codebooks per position, all of them "
+                              "decoded; the decoder returns whole groups of frames, as zoo's decode does without "
+                              "Tokens.num_samples: keep the first `samples`")
+        elif family == "wavtokenizer":
             meta.update(ids_shape=["batch", f"ceil(samples / {hop})"], signal_shape=["batch", f"frames * {hop}"],
                         notes=f"mono float32 in [-1, 1] at {tok.sample_rate} Hz; the decoder returns frames * {hop} "
                               "samples: keep the first `samples` (what zoo's decode does with Tokens.num_samples)")
