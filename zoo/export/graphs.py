@@ -85,8 +85,7 @@ def _dmel_audio(tok, ids: torch.Tensor) -> torch.Tensor:
 
 
 def _mel_rvq_ids(tok, x: torch.Tensor) -> torch.Tensor:
-    groups = tok.group_frames(_dmel_log_mel(tok.mel, x))
-    return tok.quantizer(tok.to_codes(tok.encoder(groups))).ids
+    return tok.quantizer(tok.analyse(_dmel_log_mel(tok.mel, x))).ids
 
 
 def _mel_rvq_audio(tok, ids: torch.Tensor) -> torch.Tensor:

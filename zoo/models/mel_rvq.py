@@ -15,7 +15,8 @@ on training frames and the affine maps set to their principal directions (PCA, s
 the coordinates of the strongest ``code_dim`` directions of the spectrogram groups;
 :func:`zoo.train.mel_rvq_init.kmeans_init_mel_rvq_`), and training refines the
 encoder, the codebooks (``zoo.quant.ResidualVectorQuantizer``: gradient-trained, only the code
-tables are stored), the decoder and the vocoder together. It is a zoo design for small
+tables are stored), the decoder and the vocoder together (the demo recipe keeps the affine map and
+the codebooks fixed and trains the decoder side). It is a zoo design for small
 CPU-trained demo codecs, not a published model: the codes live in log-mel space, so every level is a
 coarse-to-fine description of the spectrogram and ``decode(tokens, n_q=k)`` works for any k.
 
@@ -152,11 +153,15 @@ class MelRVQ(Tokenizer):
         b, _, n = groups.shape
         return groups.transpose(1, 2).reshape(b, n * self.stack, self.mel.n_mels)[:, :frames]
 
+    def analyse(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """Log-mel ``[B, F, n_mels]`` -> the encoder output before quantisation ``[B, code_dim, N]``."""
+        return self.to_codes(self.encoder(self.group_frames(log_mel)))
+
     def latents(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder output before quantisation: ``[B, T]`` audio -> ``[B, code_dim, N]``."""
         x = self.validate_input(x)
         with torch.inference_mode():
-            return self.to_codes(self.encoder(self.group_frames(self.mel.log_mel(x))))
+            return self.analyse(self.mel.log_mel(x))
 
     def _refine(self, groups: torch.Tensor, n_q: int) -> torch.Tensor:
         """The decoder refiner on decoded groups ``[B, D, N]`` from ``n_q`` levels (identity without one)."""
@@ -171,9 +176,7 @@ class MelRVQ(Tokenizer):
     def _encode(self, x: torch.Tensor, sample_rate: int | None = None) -> Tokens:
         check_sample_rate(sample_rate, self.sample_rate)
         self.mel._check_num_samples(x.shape[-1])
-        z = self.to_codes(self.encoder(self.group_frames(self.mel.log_mel(x))))
-        ids = self.quantizer(z).ids
-        return Tokens(ids=ids, num_samples=int(x.shape[-1]))
+        return Tokens(ids=self.quantizer(self.analyse(self.mel.log_mel(x))).ids, num_samples=int(x.shape[-1]))
 
     def _decode(self, tokens: Tokens, n_q: int | None = None) -> torch.Tensor:
         """Audio ``[B, T]`` (unclamped), ``T = Tokens.num_samples`` (or ``(N * stack - 1) * hop``).
@@ -210,7 +213,7 @@ class MelRVQ(Tokenizer):
         n_q = self.num_quantizers
         if self.training and self.quantizer_dropout and self.num_quantizers > 1:
             n_q = int(torch.randint(1, self.num_quantizers + 1, ()))  # drawn on the CPU: no device sync
-        q = self.quantizer(self.to_codes(self.encoder(self.group_frames(target))), n_q=n_q)
+        q = self.quantizer(self.analyse(target), n_q=n_q)
         decoded = self.ungroup_frames(self._refine(self.from_codes(q.z_q), n_q), target.shape[1])
         recon = self.mel.vocos(decoded)[:, : x.shape[-1]]
         losses = dict(q.losses)
