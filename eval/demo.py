@@ -278,9 +278,7 @@ def verdicts(rows: list[dict]) -> list[str]:
             if best is None:
                 lines.append(f"- `{r['tokenizer']}` {metric}: no classic codec in the report spends as few bits")
                 continue
-            margin = r[metric] - best[metric]
-            lines.append(f"- `{r['tokenizer']}` {metric} {r[metric]:.3f} vs {best['tokenizer']} {best[metric]:.3f}: "
-                         f"{'beats it' if margin > 0 else 'loses'} by {abs(margin):.3f}")
+            lines.append(_verdict_line(f"`{r['tokenizer']}`", metric, r[metric], best))
         if r["modality"] == "audio" and "curve" in r:  # residual codecs: every number of codebooks is a rate
             lines += _curve_verdicts(r, rows)
     return lines
@@ -297,11 +295,15 @@ def _curve_verdicts(r: dict, rows: list[dict]) -> list[str]:
             best = best_classic(point, rows, metric)
             if best is None:
                 continue
-            margin = point[metric] - best[metric]
-            lines.append(f"- `{r['tokenizer']}` from {k} codebooks ({point['bits_per_s']:.0f} bit/s) {metric} "
-                         f"{point[metric]:.3f} vs {best['tokenizer']} {best[metric]:.3f}: "
-                         f"{'beats it' if margin > 0 else 'loses'} by {abs(margin):.3f}")
+            label = f"`{r['tokenizer']}` from {k} codebooks ({point['bits_per_s']:.0f} bit/s)"
+            lines.append(_verdict_line(label, metric, point[metric], best))
     return lines
+
+
+def _verdict_line(label: str, metric: str, value: float, best: dict) -> str:
+    margin = value - best[metric]
+    return (f"- {label} {metric} {value:.3f} vs {best['tokenizer']} {best[metric]:.3f}: "
+            f"{'beats it' if margin > 0 else 'loses'} by {abs(margin):.3f}")
 
 
 def _public(row: dict) -> dict:

@@ -18,18 +18,15 @@ __all__ = ["training_mel_groups", "kmeans_init_mel_rvq_"]
 
 
 @torch.no_grad()
-def training_mel_groups(model, utterances: int | None = None, peak: float = 0.95, seed: int = 0,
-                        phases: bool = False) -> torch.Tensor:
+def training_mel_groups(model, utterances: int | None = None, peak: float = 0.95, seed: int = 0) -> torch.Tensor:
     """Log-mel frame groups ``[M, stack * n_mels]`` of ``utterances`` (None: all) seeded, peak-normalised
-    training utterances of ``zoo.data.offline.speech_split()`` (each utterance grouped on its own).
-    phases: also the groups starting at frames 1 .. stack-1 (``stack`` times the vectors: a group's
-    start is arbitrary, so every phase is as likely as the one ``encode`` takes)."""
+    training utterances of ``zoo.data.offline.speech_split()`` (each utterance grouped on its own)."""
     from ..data.offline import load_speech, speech_split
     from ..data.transforms import peak_normalize
 
     train, _ = speech_split()
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(int(seed))).tolist()
-    groups, used = [], 0
+    groups = []
     for i in order:
         try:
             wave = load_speech(train[i], model.sample_rate)
@@ -38,11 +35,8 @@ def training_mel_groups(model, utterances: int | None = None, peak: float = 0.95
         if wave.numel() <= model.mel.n_fft // 2:
             continue
         log_mel = model.mel.log_mel(peak_normalize(wave, peak)[None].to(model.device))
-        for start in range(model.stack if phases else 1):
-            if start == 0 or log_mel.shape[1] - start >= model.stack:
-                groups.append(model.group_frames(log_mel[:, start:])[0].t())
-        used += 1
-        if used == utterances:
+        groups.append(model.group_frames(log_mel)[0].t())
+        if len(groups) == utterances:
             break
     if not groups:
         raise ValueError("no usable training utterance found")
@@ -51,9 +45,9 @@ def training_mel_groups(model, utterances: int | None = None, peak: float = 0.95
 
 @torch.no_grad()
 def kmeans_init_mel_rvq_(model, utterances: int | None = None, kmeans_iters: int = 20, seed: int = 0,
-                         vocoder: str | None = "dmel_vocos_demo.demo", phases: bool = False) -> dict:
+                         vocoder: str | None = "dmel_vocos_demo.demo") -> dict:
     """Fit the codebooks of ``model`` (a fresh MelRVQ) by residual k-means on training log-mel groups
-    (:func:`training_mel_groups` of ``utterances`` utterances, all by default, with ``phases``)
+    (:func:`training_mel_groups` of ``utterances`` utterances, all by default)
     and (``vocoder``: a registry name of a dMel tokenizer with trained Vocos weights, or None) copy
     that vocoder in.
 
@@ -66,7 +60,7 @@ def kmeans_init_mel_rvq_(model, utterances: int | None = None, kmeans_iters: int
     import zoo
 
     generator = torch.Generator(device=model.device).manual_seed(int(seed))
-    groups = training_mel_groups(model, utterances, seed=seed, phases=phases).float()
+    groups = training_mel_groups(model, utterances, seed=seed).float()
     explained = 1.0
     if isinstance(model.to_codes, nn.Conv1d):  # codes = coordinates on the top code_dim principal directions
         mean = groups.mean(dim=0)
