@@ -101,7 +101,7 @@ bench bench_wavtokenizer 40 --tokenizers $WAV --dtype fp32,bf16 --batch-sizes 1 
 bench bench_flextok 45 --tokenizers $FLEX --dtype fp32,bf16 --batch-sizes 1 --decode steps=$FLEX_STEPS
 step precision $(( 70 * CAPX )) $PY scripts/benchmark.py --precision --device $DEVICE --dtype bf16,fp16 \
   --repeats $REPEATS --warmup $WARMUP --decode steps=$FLEX_STEPS --out "$WORK/precision" \
-  --tokenizers $TITOK,$FLEX,$WAV,titok_demo64.demo,wavtokenizer_demo75.demo,dmel_vocos_demo.demo
+  --tokenizers $TITOK,$FLEX,$WAV,titok_demo64.demo,wavtokenizer_demo75.demo,dmel_vocos_demo.demo,mel_rvq_demo.demo
 step probes $(( 50 * CAPX )) $PY scripts/gpu_probes.py --device $DEVICE --fid-batch $FID_BATCH --flextok $FLEX \
   --flextok-batch $IMG_BATCH --repeats $REPEATS --out "$WORK/probes.json"
 for model in titok wavtokenizer flextok; do

@@ -26,8 +26,8 @@ pytestmark = pytest.mark.cuda
 
 SMALL = ["titok_tiny.untrained", "onedpiece_tiny.untrained", "flextok_tiny.untrained", "fqgan_tiny.untrained",
          "tokenflow_tiny.untrained", "video1d_tiny.untrained", "causal3d_tiny.untrained",
-         "wavtokenizer_tiny_75.scratch", "dmel_vocos_tiny.scratch", "titok_demo64.demo", "wavtokenizer_demo75.demo",
-         "dmel_vocos_demo.demo"]
+         "wavtokenizer_tiny_75.scratch", "dmel_vocos_tiny.scratch", "mel_rvq_tiny.scratch", "titok_demo64.demo",
+         "wavtokenizer_demo75.demo", "dmel_vocos_demo.demo", "mel_rvq_demo.demo"]
 CUDA = torch.device("cpu" if os.environ.get("ZOO_CUDA_TESTS_ON_CPU") == "1" else "cuda")
 
 
@@ -83,7 +83,7 @@ def test_bf16_autocast_on_cuda(name):
 
 @pytest.mark.parametrize("name", ["titok_tiny.untrained", "flextok_tiny.untrained", "fqgan_tiny.untrained",
                                   "tokenflow_tiny.untrained", "video1d_tiny.untrained", "causal3d_tiny.untrained",
-                                  "wavtokenizer_tiny_75.scratch", "dmel_vocos_tiny.scratch"])
+                                  "wavtokenizer_tiny_75.scratch", "dmel_vocos_tiny.scratch", "mel_rvq_tiny.scratch"])
 @pytest.mark.parametrize("amp", [None, torch.bfloat16])
 def test_training_step_on_cuda(name, amp):
     """One optimiser step of the training forward (fp32 and bf16 autocast): finite losses, gradients
@@ -130,6 +130,12 @@ def test_wavtokenizer_demo_ids_cpu_against_cuda():
 @pytest.mark.slow
 def test_dmel_ids_cpu_against_cuda(speech_clip):
     _check_cpu_against_cuda("dmel_vocos_demo.demo", speech_clip(16000, 3.0), 0.999)
+
+
+@pytest.mark.slow
+def test_mel_rvq_ids_cpu_against_cuda(speech_clip):
+    """The residual VQ's nearest-code search and the n_q-conditioned refiner on CUDA (every level)."""
+    _check_cpu_against_cuda("mel_rvq_demo.demo", speech_clip(16000, 3.0), 0.99)
 
 
 @pytest.mark.slow
