@@ -133,3 +133,97 @@ def test_bad_inputs_and_configs_get_clear_errors(started, speech_clip):
         MelRVQ(stack=2, code_dim=161, **SMALL)
     with pytest.raises(ValueError, match="stack"):
         MelRVQ(stack=0, **SMALL)
+
+
+# ----------------------------------------------------------------------------- the encoder's joint search
+def _joint(tok, **search):
+    joint = MelRVQ(stack=4, num_quantizers=4, code_dim=24, **SMALL, **search)
+    joint.load_state_dict(tok.state_dict())
+    return joint.eval()
+
+
+def _weighted_error(tok, log_mel, ids, k):
+    """Mean weighted squared error of the decoded log-mel groups from the first k levels (before the refiner)."""
+    groups = tok.group_frames(log_mel)
+    decoded = tok.from_codes(tok.quantizer.ids_to_latents(ids[..., :k]))
+    return float(((decoded - groups).pow(2) * tok.search_weights()[:, None]).sum(1).mean())
+
+
+def test_weighted_search_is_greedy_in_the_weighted_log_mel_space(started, speech_clip):
+    """The QR-rotated search picks, level by level, the code nearest in the weighted space of decoded
+    log-mel groups (checked against that search done directly, 320-d); bins centred above the cutoff
+    weigh search_floor."""
+    tok, _ = started
+    joint = _joint(tok, search_cutoff_hz=3000.0, search_floor=0.3)
+    weights = joint.search_weights()
+    assert weights.shape == (4 * 80,)
+    low = joint.mel_bin_hz <= 3000.0
+    assert 20 < int(low.sum()) < 80 and torch.equal(weights[:80][low], torch.ones(int(low.sum())))
+    torch.testing.assert_close(weights[:80][~low], torch.full((int((~low).sum()),), 0.3))
+    x = speech_clip(16000, 2.0)
+    with torch.inference_mode():
+        log_mel = joint.mel.log_mel(x)
+        ids = joint.encode(x).ids
+        residual = ((joint.group_frames(log_mel)[0].t() - joint.from_codes.bias) * weights.sqrt())
+        direct = []
+        for codes in joint.quantizer.code_tables():
+            mapped = (codes @ joint.from_codes.weight[:, :, 0].t()) * weights.sqrt()
+            i = torch.cdist(residual, mapped).argmin(1)
+            direct.append(i)
+            residual = residual - mapped[i]
+        assert (ids[0] == torch.stack(direct, 1)).float().mean() > 0.99
+        # the weighted error is what it lowers: below the code-space greedy search's at every level count
+        plain = tok.encode(x).ids
+        for k in (1, 2, 4):
+            assert _weighted_error(joint, log_mel, ids, k) < _weighted_error(joint, log_mel, plain, k)
+
+
+def test_beam_search_and_encoding_for_a_number_of_levels(started, speech_clip):
+    tok, _ = started
+    greedy = _joint(tok, search_cutoff_hz=3000.0, search_floor=0.3)
+    beam = _joint(tok, search_cutoff_hz=3000.0, search_floor=0.3, search_beam=8)
+    assert beam.searches_jointly and not tok.searches_jointly
+    x = speech_clip(16000, 2.0)
+    with torch.inference_mode():
+        log_mel = beam.mel.log_mel(x)
+        full = beam.encode(x).ids
+        assert _weighted_error(beam, log_mel, full, 4) < _weighted_error(beam, log_mel, greedy.encode(x).ids, 4)
+        two = beam.encode(x, n_q=2)  # the first 2 levels searched together, the rest greedily after them
+        assert two.ids.shape == full.shape and int(two.ids.min()) >= 0
+        assert _weighted_error(beam, log_mel, two.ids, 2) < _weighted_error(beam, log_mel, full, 2)
+        assert beam.decode(two, n_q=2).shape == x.shape
+        # greedy search: the prefix does not depend on how many levels follow
+        assert torch.equal(greedy.encode(x, n_q=2).ids, greedy.encode(x).ids)
+
+
+def test_search_tables_follow_the_weights_and_settings_round_trip(tmp_path, started, speech_clip):
+    tok, _ = started
+    joint = _joint(tok, search_cutoff_hz=2500.0, search_floor=0.5, search_beam=4)
+    x = speech_clip(16000, 1.0)
+    before = joint.encode(x).ids
+    books = [c.clone() for c in joint.search_tables()[3]]
+    with torch.no_grad():
+        joint.from_codes.weight.mul_(2.0)  # in place: the cached tables must follow
+    assert not torch.allclose(joint.search_tables()[3][0], books[0])
+    fresh = _joint(tok, search_cutoff_hz=2500.0, search_floor=0.5, search_beam=4)
+    fresh.load_state_dict(joint.state_dict())
+    assert torch.equal(joint.encode(x).ids, fresh.encode(x).ids)
+    with torch.no_grad():
+        joint.from_codes.weight.mul_(0.5)
+    assert torch.equal(joint.encode(x).ids, before)
+    joint.save_pretrained(tmp_path / "joint")
+    again = zoo.from_pretrained(f"local-dir:{tmp_path / 'joint'}")
+    assert (again.search_cutoff_hz, again.search_floor, again.search_beam) == (2500.0, 0.5, 4)
+    assert torch.equal(again.encode(x).ids, before)
+
+
+def test_search_settings_and_n_q_get_clear_errors(started, speech_clip):
+    tok, _ = started
+    for bad in (dict(search_cutoff_hz=0.0), dict(search_cutoff_hz=8000.0), dict(search_floor=0.0),
+                dict(search_floor=1.5), dict(search_beam=0), dict(search_beam=2.0)):
+        with pytest.raises(ValueError, match="search_"):
+            MelRVQ(stack=4, num_quantizers=4, code_dim=24, **SMALL, **bad)
+    x = speech_clip(16000, 0.5)
+    for n_q in (0, 5, True):
+        with pytest.raises(ValueError, match="n_q"):
+            tok.encode(x, n_q=n_q)

@@ -85,7 +85,7 @@ def _dmel_audio(tok, ids: torch.Tensor) -> torch.Tensor:
 
 
 def _mel_rvq_ids(tok, x: torch.Tensor) -> torch.Tensor:
-    return tok.quantizer(tok.analyse(_dmel_log_mel(tok.mel, x))).ids
+    return tok.search_ids(_dmel_log_mel(tok.mel, x))
 
 
 def _mel_rvq_audio(tok, ids: torch.Tensor) -> torch.Tensor:
@@ -103,6 +103,8 @@ class EncoderGraph(nn.Module):
     def __init__(self, tok):
         super().__init__()
         self.tok, self.family = tok, export_family(tok)
+        if self.family == "mel_rvq" and tok.searches_jointly:
+            tok.search_tables()  # weight-only tables (a QR): computed here, constants of the graph
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _ENCODERS[self.family](self.tok, x)

@@ -20,6 +20,16 @@ the codebooks fixed and trains the decoder side). It is a zoo design for small
 CPU-trained demo codecs, not a published model: the codes live in log-mel space, so every level is a
 coarse-to-fine description of the spectrogram and ``decode(tokens, n_q=k)`` works for any k.
 
+Encoder search (``search_cutoff_hz``, ``search_floor``, ``search_beam``; off by default): instead of
+the residual VQ's greedy search in code space, the ids minimise the weighted squared error of the
+decoded log-mel groups before the decoder refiner, ``||S (from_codes(sum of codes) - z)||^2`` with
+``z`` the (refined) groups and ``S`` the square root of a per-mel-bin weight (1 for bins centred at or
+below ``search_cutoff_hz``, ``search_floor`` above), found by beam search over the levels
+(:func:`zoo.quant.rvq_search.residual_beam_search`, in the QR-rotated code space of ``S from_codes``).
+Codecs weigh their errors perceptually too (Codec2 and Opus shape theirs by a weighting filter): the
+bins that carry intelligibility get the precision. Training still quantises greedily in code space;
+the decoder decodes either kind of ids.
+
 Losses of ``forward``: ``mel`` (log-mel L1 of the decoded waveform, dMel's loss), ``latent`` (L1
 of the decoded log-mel frames before the vocoder) and the residual VQ's ``commitment`` / ``codebook``
 terms (summed over the levels used).
@@ -35,6 +45,7 @@ from torch import nn
 from ..api import Tokenizer, TokenizerOutput, Tokens
 from ..layers.vocos import VocosBackbone
 from ..quant.rvq import ResidualVectorQuantizer
+from ..quant.rvq_search import residual_beam_search
 from ..validate import check_sample_rate
 from .dmel import OFFICIAL_DMEL_CONFIG, DMel
 
@@ -75,6 +86,10 @@ class MelRVQ(Tokenizer):
         decoder refiner is then conditioned on the number of levels decoded (AdaLayerNorm, one id per
         ``n_q``), so it learns what each rate's codes leave out.
     mel_weight, latent_weight: loss weights; beta: the residual VQ's commitment weight.
+    search_cutoff_hz, search_floor, search_beam: the encoder's id search (module docstring). None /
+        1.0 / 1: the residual VQ's greedy code-space search (what training uses). A cutoff (Hz) weighs
+        the mel bins above it by ``search_floor`` in (0, 1]; ``search_beam`` > 1 searches the levels
+        jointly (beam search; any cutoff, or an unweighted log-mel metric without one).
     Start a fresh model with :func:`zoo.train.mel_rvq_init.kmeans_init_mel_rvq_` (k-means codebooks).
     """
 
@@ -85,7 +100,8 @@ class MelRVQ(Tokenizer):
                  code_dim: int | None = None, width: int = 256, mlp_hidden: int = 768, depth: int = 4,
                  encoder_depth: int | None = None, vocos_width: int = 192, vocos_mlp_hidden: int = 576,
                  vocos_depth: int = 6, quantizer_dropout: bool = False, mel_weight: float = 45.0,
-                 latent_weight: float = 45.0, beta: float = 0.25):
+                 latent_weight: float = 45.0, beta: float = 0.25, search_cutoff_hz: float | None = None,
+                 search_floor: float = 1.0, search_beam: int = 1):
         super().__init__()
         encoder_depth = depth if encoder_depth is None else encoder_depth
         if (int(stack) < 1 or int(num_quantizers) < 1 or int(codebook_size) < 2
@@ -116,6 +132,20 @@ class MelRVQ(Tokenizer):
         # the number of levels is drawn here (not by the quantizer): the decoder is told which it was
         self.quantizer = ResidualVectorQuantizer(self.num_quantizers, int(codebook_size), self.code_dim, beta=beta,
                                                  channel_dim=1, quantizer_dropout=False)
+        if search_cutoff_hz is not None and not (isinstance(search_cutoff_hz, (int, float))
+                                                 and 0 < search_cutoff_hz < self.sample_rate / 2):
+            raise ValueError(f"search_cutoff_hz must be None or in (0, {self.sample_rate // 2}) Hz, "
+                             f"got {search_cutoff_hz!r}")
+        if not (isinstance(search_floor, (int, float)) and 0 < search_floor <= 1):
+            raise ValueError(f"search_floor must be in (0, 1], got {search_floor!r}")
+        if isinstance(search_beam, bool) or not isinstance(search_beam, int) or search_beam < 1:
+            raise ValueError(f"search_beam must be an int >= 1, got {search_beam!r}")
+        self.search_cutoff_hz = None if search_cutoff_hz is None else float(search_cutoff_hz)
+        self.search_floor, self.search_beam = float(search_floor), int(search_beam)
+        # centre frequency (Hz) of every mel bin: where its triangular filter peaks
+        bin_hz = torch.arange(self.mel.fbank.shape[0]) * (self.mel.sample_rate / self.mel.n_fft)
+        self.register_buffer("mel_bin_hz", bin_hz[self.mel.fbank.argmax(0)].float(), persistent=False)
+        self._search_cache = None  # (weight versions, search tables): see search_tables
 
     # ----------------------------------------------------------------- properties
     @property
@@ -157,6 +187,68 @@ class MelRVQ(Tokenizer):
         """Log-mel ``[B, F, n_mels]`` -> the encoder output before quantisation ``[B, code_dim, N]``."""
         return self.to_codes(self.encoder(self.group_frames(log_mel)))
 
+    @property
+    def searches_jointly(self) -> bool:
+        """Whether encode uses the weighted / beam search (else the residual VQ's greedy code-space search)."""
+        return self.search_cutoff_hz is not None or self.search_beam > 1
+
+    def search_weights(self) -> torch.Tensor:
+        """Per group value weight ``[stack * n_mels]`` of the encoder search's squared error (frame-major)."""
+        w = torch.ones_like(self.mel_bin_hz)
+        if self.search_cutoff_hz is not None:
+            w = torch.where(self.mel_bin_hz <= self.search_cutoff_hz, w, torch.full_like(w, self.search_floor))
+        return w.repeat(self.stack)
+
+    def search_tables(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """The joint search's fixed tables, float32: ``rotation`` ``[D, code_dim]`` and ``bias`` ``[D]``
+        (target ``Q^T S (z - b)`` = ``((z - bias) * scale) @ rotation``), ``scale`` ``[D]`` and the
+        codebooks in the rotated space (``R c``, ``[K, code_dim]`` per level), where ``S W = Q R`` is the
+        thin QR of the weighted decoding map. Computed once per weight version (cached; a graph export
+        reuses the tables of an eager call made before it)."""
+        params = [layer.embedding.weight for layer in self.quantizer.layers]
+        if isinstance(self.from_codes, nn.Conv1d):
+            params += [self.from_codes.weight, self.from_codes.bias]
+        if torch.compiler.is_exporting():
+            if self._search_cache is None:
+                raise RuntimeError("call search_tables() once before exporting a MelRVQ encoder graph")
+            return self._search_cache[1]
+        key = tuple((p.data_ptr(), p._version, p.device) for p in params)
+        if self._search_cache is None or self._search_cache[0] != key:
+            with torch.inference_mode(False), torch.no_grad(), \
+                    torch.autocast(device_type=params[0].device.type, enabled=False):
+                scale = self.search_weights().sqrt()
+                if isinstance(self.from_codes, nn.Conv1d):
+                    weight, bias = self.from_codes.weight[:, :, 0].float(), self.from_codes.bias.float()
+                else:
+                    weight = torch.eye(self.dim, device=scale.device)
+                    bias = torch.zeros(self.dim, device=scale.device)
+                # ||S (W q + b - z)||^2 = ||R q - Q^T S (z - b)||^2 + a constant of z, with S W = Q R
+                rotation, upper = torch.linalg.qr(scale[:, None] * weight)
+                codebooks = [c.float() @ upper.t() for c in self.quantizer.code_tables()]
+            self._search_cache = (key, (rotation, bias.clone(), scale, codebooks))
+        return self._search_cache[1]
+
+    def search_ids(self, log_mel: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
+        """Log-mel ``[B, F, n_mels]`` -> ids ``[B, ceil(F / stack), Q]`` (the encoder's search).
+
+        n_q: with the joint search, the levels searched together (the first n_q; default all); the
+        remaining levels continue greedily from their residual, so ``decode(ids, n_q=k)`` is best for
+        ids searched with ``n_q=k``. The greedy code-space search ignores it (every prefix is greedy).
+        """
+        if not self.searches_jointly:
+            return self.quantizer(self.analyse(log_mel)).ids
+        n_q = self.num_quantizers if n_q is None else n_q
+        rotation, bias, scale, codebooks = self.search_tables()
+        with torch.autocast(device_type=log_mel.device.type, enabled=False):
+            groups = self.encoder(self.group_frames(log_mel.float())).float()  # [B, D, N]
+            target = ((groups.transpose(1, 2) - bias) * scale) @ rotation  # [B, N, code_dim]
+            flat = target.reshape(-1, target.shape[-1])
+            ids = residual_beam_search(flat, codebooks[:n_q], beam=self.search_beam)
+            if n_q < self.num_quantizers:
+                rest = flat - sum(codebooks[i][ids[:, i]] for i in range(n_q))
+                ids = torch.cat([ids, residual_beam_search(rest, codebooks[n_q:], beam=1)], dim=1)
+        return ids.reshape(*target.shape[:2], self.num_quantizers)
+
     def latents(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder output before quantisation: ``[B, T]`` audio -> ``[B, code_dim, N]``."""
         x = self.validate_input(x)
@@ -173,10 +265,18 @@ class MelRVQ(Tokenizer):
         return self.decoder(groups, cond)
 
     # ----------------------------------------------------------------- API
-    def _encode(self, x: torch.Tensor, sample_rate: int | None = None) -> Tokens:
+    def _encode(self, x: torch.Tensor, sample_rate: int | None = None, n_q: int | None = None) -> Tokens:
+        """n_q: the number of levels the decoder will use (the joint search optimises them; see
+        :meth:`search_ids`). The ids always hold every level."""
         check_sample_rate(sample_rate, self.sample_rate)
+        self._check_n_q(n_q)
         self.mel._check_num_samples(x.shape[-1])
-        return Tokens(ids=self.quantizer(self.analyse(self.mel.log_mel(x))).ids, num_samples=int(x.shape[-1]))
+        return Tokens(ids=self.search_ids(self.mel.log_mel(x), n_q), num_samples=int(x.shape[-1]))
+
+    def _check_n_q(self, n_q) -> None:
+        if n_q is not None and (isinstance(n_q, bool) or not isinstance(n_q, int)
+                                or not 1 <= n_q <= self.num_quantizers):
+            raise ValueError(f"n_q must be an int in [1, {self.num_quantizers}], got {n_q!r}")
 
     def _decode(self, tokens: Tokens, n_q: int | None = None) -> torch.Tensor:
         """Audio ``[B, T]`` (unclamped), ``T = Tokens.num_samples`` (or ``(N * stack - 1) * hop``).
@@ -193,9 +293,7 @@ class MelRVQ(Tokenizer):
             if -(-frames // self.stack) != n:
                 raise ValueError(f"Tokens.num_samples={num_samples} gives {frames} frames = "
                                  f"{-(-frames // self.stack)} groups of {self.stack}, but the tokens have {n}")
-        if n_q is not None and (isinstance(n_q, bool) or not isinstance(n_q, int)
-                                or not 1 <= n_q <= self.num_quantizers):
-            raise ValueError(f"n_q must be an int in [1, {self.num_quantizers}], got {n_q!r}")
+        self._check_n_q(n_q)
         n_q = n_q or self.num_quantizers
         codes = self.quantizer.ids_to_latents(tokens.ids[..., :n_q])
         log_mel = self.ungroup_frames(self._refine(self.from_codes(codes), n_q), frames)

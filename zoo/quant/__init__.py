@@ -6,4 +6,5 @@ from .factorized import FactorizedQuantizer
 from .dual import DualCodebookQuantizer, MultiScaleResidualQuantizer, SharedMappingQuantizer
 from .lfq import LookupFreeQuantizer
 from .rvq import ResidualVectorQuantizer
+from .rvq_search import residual_beam_search
 from .perturb import LatentPerturbation, PerturbationSchedule, encode_perturbed, perturb_tokens
