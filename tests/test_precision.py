@@ -165,3 +165,13 @@ def test_wavtokenizer_demo_precision_on_real_speech():
     clips = [load_speech(p, tok.sample_rate, max_seconds=1.3) for p in speech_paths("alsa")]
     x = torch.stack([c[: int(1.3 * tok.sample_rate)] for c in clips])  # 9 utterances, ~880 ids
     _check_stage_bounds(tok, x, 2.0, [("bf16", 0.80, 40.0), ("fp16", 0.90, 55.0)])
+
+
+@pytest.mark.slow
+def test_mel_rvq_demo_ids_identical_in_every_precision(speech_clip):
+    """The mel residual-VQ codec's front end is dMel's and its id search (beam search over the levels)
+    runs in float32: bf16 / fp16 encodes give the fp32 ids; its decode in bf16 stays near lossless."""
+    tok = zoo.create_tokenizer("mel_rvq_demo.demo", pretrained=True).eval()
+    assert tok.searches_jointly
+    x = speech_clip(16000, 2.0)
+    _check_stage_bounds(tok, x, 2.0, [("bf16", 1.0, 45.0), ("fp16", 1.0, 60.0)])

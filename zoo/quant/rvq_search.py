@@ -35,10 +35,12 @@ def _search_rows(z: torch.Tensor, codebooks: Sequence[torch.Tensor], norms: Sequ
     residual = z[:, None, :]  # [N, b, D]: the kept partial sums' residuals, best first
     ids = None  # [N, b, levels so far]
     for codes, code_norms in zip(codebooks, norms):
-        k = codes.shape[0]
-        # |r - c|^2 = |r|^2 - 2 r.c + |c|^2 for every kept residual and every code: [N, b, K]
-        dist = (residual.pow(2).sum(-1, keepdim=True) + code_norms) - 2.0 * (residual @ codes.t())
-        b = residual.shape[1]
+        k, b = codes.shape[0], residual.shape[1]
+        # |r - c|^2 = |r|^2 - 2 r.c + |c|^2 for every kept residual and every code: [N, b, K], the
+        # |c|^2 - 2 r.c part as one fused matrix product
+        flat = residual.reshape(n * b, d)
+        dist = torch.addmm(code_norms, flat, codes.t(), alpha=-2.0).view(n, b, k)
+        dist = dist + flat.pow(2).sum(-1).view(n, b, 1)
         best = dist.reshape(n, b * k).topk(min(beam, b * k), dim=1, largest=False).indices  # sorted
         src, code = best // k, best % k
         residual = residual.gather(1, src[..., None].expand(-1, -1, d)) - codes[code]
