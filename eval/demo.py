@@ -179,12 +179,10 @@ def _level_curve(tok, clips: list[torch.Tensor], device: str) -> dict:
     """Residual-VQ codecs: STOI / PESQ wb / PESQ nb when decoding from the first k levels, k = 1..Q.
     A codec whose encoder takes ``n_q`` (the levels it will be decoded from) encodes for each k, as a
     codec run at that rate would; otherwise one encode serves every k."""
-    import inspect
-
     from eval.demo_baselines import speech_scores
 
     levels = list(range(1, tok.num_quantizers + 1))
-    per_rate = "n_q" in inspect.signature(tok._encode).parameters
+    per_rate = "n_q" in tok.encode_keywords()
     shared = None if per_rate else [tok.encode(x[None].to(device)) for x in clips]
     curve = {"n_q": levels, "bits_per_s": [], "stoi": [], "pesq": [], "pesq_nb": []}
     per_level = bits_per_position(tok) / tok.num_quantizers

@@ -25,6 +25,7 @@ def test_decode_noise_is_declared_where_decode_takes_a_generator(cls):
     takes = "generator" in inspect.signature(cls._decode).parameters
     assert cls.decode_draws_noise == takes
     assert cls.decode_keywords() == set(inspect.signature(cls._decode).parameters) - {"self", "tokens"}
+    assert cls.encode_keywords() == set(list(inspect.signature(cls._encode).parameters)[2:])  # (self, x, ...)
     assert cls.config_keys() == set(inspect.signature(cls.__init__).parameters) - {"self"}
 
 

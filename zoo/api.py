@@ -202,6 +202,11 @@ class Tokenizer(nn.Module, PyTorchModelHubMixin, library_name="tokenizer-zoo",
         """The family keywords ``decode`` takes besides ``clamp`` / ``dtype`` (those ``_decode`` names)."""
         return frozenset(_named_keywords(cls._decode)[2:])  # _decode(self, tokens, <keywords>)
 
+    @classmethod
+    def encode_keywords(cls) -> frozenset[str]:
+        """The family keywords ``encode`` takes besides ``dtype`` (those ``_encode`` names), e.g. ``n_q``."""
+        return frozenset(_named_keywords(cls._encode)[2:])  # _encode(self, x, <keywords>)
+
     def decode_noise_kwargs(self, seed: int) -> dict[str, Any]:
         """``{"generator": a generator on the model's device seeded with seed}`` when decode draws noise
         (:attr:`decode_draws_noise`), else ``{}``: decode keywords that make the result reproducible."""

@@ -45,7 +45,7 @@ from torch import nn
 from ..api import Tokenizer, TokenizerOutput, Tokens
 from ..layers.vocos import VocosBackbone
 from ..quant.rvq import ResidualVectorQuantizer
-from ..quant.rvq_search import residual_beam_search
+from ..quant.rvq_search import metric_codebooks, residual_beam_search
 from ..validate import check_sample_rate
 from .dmel import OFFICIAL_DMEL_CONFIG, DMel
 
@@ -224,7 +224,7 @@ class MelRVQ(Tokenizer):
                     bias = torch.zeros(self.dim, device=scale.device)
                 # ||S (W q + b - z)||^2 = ||R q - Q^T S (z - b)||^2 + a constant of z, with S W = Q R
                 rotation, upper = torch.linalg.qr(scale[:, None] * weight)
-                codebooks = [c.float() @ upper.t() for c in self.quantizer.code_tables()]
+                codebooks = metric_codebooks(self.quantizer.code_tables(), upper)
             self._search_cache = (key, (rotation, bias.clone(), scale, codebooks))
         return self._search_cache[1]
 
