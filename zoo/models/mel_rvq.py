@@ -205,8 +205,9 @@ class MelRVQ(Tokenizer):
         codebooks in the rotated space (``R c``, ``[K, code_dim]`` per level), where ``S W = Q R`` is the
         thin QR of the weighted decoding map. Computed once per weight version (cached; a graph export
         reuses the tables of an eager call made before it)."""
+        affine = isinstance(self.from_codes, nn.Conv1d)  # else the codes are the groups themselves
         params = [layer.embedding.weight for layer in self.quantizer.layers]
-        if isinstance(self.from_codes, nn.Conv1d):
+        if affine:
             params += [self.from_codes.weight, self.from_codes.bias]
         if torch.compiler.is_exporting():
             if self._search_cache is None:
@@ -217,7 +218,7 @@ class MelRVQ(Tokenizer):
             with torch.inference_mode(False), torch.no_grad(), \
                     torch.autocast(device_type=params[0].device.type, enabled=False):
                 scale = self.search_weights().sqrt()
-                if isinstance(self.from_codes, nn.Conv1d):
+                if affine:
                     weight, bias = self.from_codes.weight[:, :, 0].float(), self.from_codes.bias.float()
                 else:
                     weight = torch.eye(self.dim, device=scale.device)
